@@ -1,0 +1,129 @@
+"""Initializations of ``U`` (n x h) and ``V`` (m x h), explicit or width-independent.
+
+Explicit initializations return weight arrays ``(U0, V0)``. The Wishart sampler returns a
+:class:`CompressedInit`: a width-``(m + r)`` network with exactly the same gradient-flow
+trajectory in every quantity the paper studies (THEORY.md, "A width-independent exact
+formulation"), so its cost does not depend on ``h``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .theory import ReducedProblem
+
+INIT_KINDS = ("gaussian", "scaled", "balanced", "invariant")
+SAMPLING_KINDS = ("explicit", "wishart", "auto")
+
+
+@dataclass(frozen=True)
+class CompressedInit:
+    """A factor of the initial state: ``G0 = Zc Zc^T`` and ``K0 = Zc U2c^T``.
+
+    ``Zc`` is ``(m + r) x k`` (rows: ``V`` then ``U1``), ``U2c`` is ``(n - r) x k`` and
+    ``width`` is the width ``h`` of the network it stands for.
+    """
+
+    Zc: np.ndarray
+    U2c: np.ndarray
+    width: int
+
+
+def check_width(h) -> int:
+    if isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1:
+        raise ValueError(f"width must be a positive integer, got {h!r}")
+    return int(h)
+
+
+def check_alpha(alpha) -> float:
+    """Theorem 12 needs ``1/4 < alpha <= 1/2``."""
+    if not (isinstance(alpha, (int, float, np.floating)) and 0.25 < alpha <= 0.5):
+        raise ValueError(f"alpha must lie in (1/4, 1/2] (Theorem 12), got {alpha!r}")
+    return float(alpha)
+
+
+def gaussian_std(h: int, alpha: float) -> float:
+    """Standard deviation ``h^{-alpha}`` of the Gaussian initialization of Lemma 11 / Theorem 12."""
+    return float(check_width(h)) ** (-check_alpha(alpha))
+
+
+def gaussian(n: int, m: int, h: int, alpha: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Entries of ``U`` and ``V`` iid ``N(0, h^{-2 alpha})`` (Lemma 11 / Theorem 12)."""
+    std = gaussian_std(h, alpha)
+    return std * rng.standard_normal((n, h)), std * rng.standard_normal((m, h))
+
+
+def scaled(n: int, m: int, h: int, a: float, b: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``U(0) = a U0``, ``V(0) = b V0`` with standard normal ``U0``, ``V0`` (Fig. 3/6)."""
+    h = check_width(h)
+    for name, value in (("a", a), ("b", b)):
+        if not np.isfinite(value):
+            raise ValueError(f"scale {name} must be finite, got {value!r}")
+    return a * rng.standard_normal((n, h)), b * rng.standard_normal((m, h))
+
+
+def _orthonormal_rows(q: int, h: int, rng: np.random.Generator) -> np.ndarray:
+    """A Haar-random ``q x h`` matrix with orthonormal rows (``q <= h``)."""
+    Q, R = np.linalg.qr(rng.standard_normal((h, q)))
+    return (Q * np.sign(np.diag(R))).T
+
+
+def balanced(problem: ReducedProblem, U0: np.ndarray, V0: np.ndarray, rng: np.random.Generator):
+    """Balanced initialization with the same ``U1(0) V(0)^T`` as ``(U0, V0)`` and ``D = 0``.
+
+    With ``U1 V^T = P Sigma Q^T``: ``U1 = P Sigma^{1/2} O``, ``V = Q Sigma^{1/2} O`` for ``O``
+    with orthonormal rows, and ``U2 = 0``. The initial loss, error and end-to-end map on the
+    data are those of ``(U0, V0)``; the imbalance of Section 3.2 is exactly zero. (The paper
+    does not say how its balanced run of Fig. 3 was built; this is our reading.)
+    """
+    h = U0.shape[1]
+    P, sigma, Qt = np.linalg.svd(problem.Phi1.T @ U0 @ V0.T, full_matrices=False)
+    q = sigma.size
+    if h < q:
+        raise ValueError(f"balanced initialization needs width >= min(m, r) = {q}, got {h}")
+    O = _orthonormal_rows(q, h, rng)
+    root = np.sqrt(sigma)[:, None] * O
+    return problem.Phi1 @ (P @ root), Qt.T @ root
+
+
+def invariant(problem: ReducedProblem, U0: np.ndarray) -> np.ndarray:
+    """Project ``U0`` onto the row space of ``X`` (``U2(0) = 0``): then ``V U2^T = 0`` and
+    ``U1 U2^T = 0``, the invariant set of Proposition 10, and the flow ends at ``Theta_hat``."""
+    return problem.Phi1 @ (problem.Phi1.T @ U0)
+
+
+def compress(problem: ReducedProblem, U: np.ndarray, V: np.ndarray) -> CompressedInit:
+    """Exact width-``min(h, m + r)`` factor of explicit weights.
+
+    ``Z = [V; Phi1^T U]`` and ``Z^T = Q R`` give ``Z = R^T Q^T``; since the flow acts on
+    ``Z`` from the left (``dZ/dt = A(E) Z``), ``Zc = R^T`` and ``U2c = (Phi2^T U) Q`` carry
+    the whole trajectory of ``G = Z Z^T`` and ``K = Z U2^T``.
+    """
+    Z = np.vstack([V, problem.Phi1.T @ U])
+    U2 = problem.Phi2.T @ U
+    h = Z.shape[1]
+    if h <= Z.shape[0]:
+        return CompressedInit(Zc=Z, U2c=U2, width=h)
+    Q, R = np.linalg.qr(Z.T)
+    return CompressedInit(Zc=R.T.copy(), U2c=U2 @ Q, width=h)
+
+
+def wishart(
+    m: int, r: int, n_minus_r: int, h: int, std: float, rng: np.random.Generator
+) -> CompressedInit:
+    """Sample the Gram factor of iid ``N(0, std^2)`` weights directly (Bartlett decomposition).
+
+    ``[V0; Phi1^T U0]`` has a Wishart Gram matrix with ``h`` degrees of freedom; its Cholesky
+    factor has ``std * chi(h - i)`` on the diagonal (i = 0, 1, ...) and ``std * N(0, 1)`` below,
+    and ``(Phi2^T U0) Q`` is iid ``N(0, std^2)`` independent of it. Cost independent of ``h``.
+    """
+    h = check_width(h)
+    k = m + r
+    if h < k:
+        raise ValueError(f"Wishart sampling needs width >= m + r = {k}, got {h}; use explicit sampling")
+    L = np.tril(rng.standard_normal((k, k)), -1)
+    L[np.diag_indices(k)] = np.sqrt(rng.chisquare(h - np.arange(k)))
+    U2c = rng.standard_normal((n_minus_r, k))
+    return CompressedInit(Zc=std * L, U2c=std * U2c, width=h)
