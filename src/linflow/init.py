@@ -127,3 +127,47 @@ def wishart(
     L[np.diag_indices(k)] = np.sqrt(rng.chisquare(h - np.arange(k)))
     U2c = rng.standard_normal((n_minus_r, k))
     return CompressedInit(Zc=std * L, U2c=std * U2c, width=h)
+
+
+def initialize(
+    kind: str,
+    problem: ReducedProblem,
+    h: int,
+    rng: np.random.Generator,
+    *,
+    alpha: float | None = None,
+    a: float | None = None,
+    b: float | None = None,
+    sampling: str = "auto",
+    wishart_min_width: int = 20_000,
+):
+    """Build an initialization of :data:`INIT_KINDS` for the reduced ``problem``.
+
+    Returns ``(U0, V0)`` arrays, or a :class:`CompressedInit` when ``kind == "gaussian"`` and
+    ``sampling`` is ``"wishart"`` (or ``"auto"`` with ``h >= wishart_min_width``).
+    ``gaussian``/``invariant`` need ``alpha``; ``scaled``/``balanced`` need ``a`` and ``b``.
+    """
+    h = check_width(h)
+    if kind not in INIT_KINDS:
+        raise ValueError(f"unknown init {kind!r}; allowed: {', '.join(INIT_KINDS)}")
+    if sampling not in SAMPLING_KINDS:
+        raise ValueError(f"unknown sampling {sampling!r}; allowed: {', '.join(SAMPLING_KINDS)}")
+    n, m, r = problem.n, problem.m, problem.r
+    if kind in ("gaussian", "invariant"):
+        if alpha is None:
+            raise ValueError(f"init {kind!r} needs alpha in (1/4, 1/2]")
+        use_wishart = kind == "gaussian" and (
+            sampling == "wishart" or (sampling == "auto" and h >= max(wishart_min_width, m + r))
+        )
+        if use_wishart:
+            return wishart(m, r, n - r, h, gaussian_std(h, alpha), rng)
+        if sampling == "wishart":
+            raise ValueError("sampling 'wishart' is only available for the gaussian init")
+        U0, V0 = gaussian(n, m, h, alpha, rng)
+        return (invariant(problem, U0), V0) if kind == "invariant" else (U0, V0)
+    if a is None or b is None:
+        raise ValueError(f"init {kind!r} needs the scales a and b")
+    if sampling == "wishart":
+        raise ValueError("sampling 'wishart' is only available for the gaussian init")
+    U0, V0 = scaled(n, m, h, a, b, rng)
+    return balanced(problem, U0, V0, rng) if kind == "balanced" else (U0, V0)

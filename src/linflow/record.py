@@ -222,6 +222,9 @@ def write_netcdf(ds: xr.Dataset, path, *, overwrite: bool = True) -> Path:
         raise FileExistsError(f"{path} exists; refusing to overwrite it")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.nc", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
     try:
         encoding = {name: {"dtype": str} for name, var in ds.data_vars.items() if var.dtype == object}
         ds.to_netcdf(tmp, engine=ENGINE, format="NETCDF4", encoding=encoding)

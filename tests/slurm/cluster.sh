@@ -428,7 +428,7 @@ cmd_down() {
         return 0
     fi
     ((quiet)) || log "stopping cluster (slurmctld=${ctld:--} slurmd=${slurmd:--} munged=${munged:--})"
-    local p ctld_kids="" ctld_exe
+    local p ctld_kids="" ctld_exe shutdown_ok=0
     ctld_exe=$(readlink -f /usr/sbin/slurmctld 2>/dev/null || echo /usr/sbin/slurmctld)
     if [[ -n $ctld ]]; then ctld_kids=$(descendants "$ctld" | tr '\n' ' '); fi
     if [[ -n $ctld ]] && command -v squeue >/dev/null 2>&1; then
@@ -443,10 +443,12 @@ cmd_down() {
                 sleep 0.5
             done
         fi
-        timeout 15 scontrol shutdown >/dev/null 2>&1 || true
+        if timeout 15 scontrol shutdown >/dev/null 2>&1; then shutdown_ok=1; fi
     fi
     # give daemons a chance to exit by themselves after `scontrol shutdown`
-    for p in $ctld $slurmd; do wait_gone 15 "$p" || true; done
+    if ((shutdown_ok)); then
+        for p in $ctld $slurmd; do wait_gone 15 "$p" || true; done
+    fi
     if [[ -n $slurmd ]]; then terminate "$slurmd"; fi
     # leftover slurmstepd (and their job processes) of our slurmd
     local stepds victims=()

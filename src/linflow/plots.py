@@ -1,0 +1,267 @@
+"""The paper's figures and the extensions', drawn with seaborn from NetCDF files only.
+
+Plots never recompute physics: every number drawn is a variable of a run record or of a
+summary. ``draw(kind, inputs, png=..., pdf=...)`` is the single entry point; matplotlib and
+seaborn are imported lazily so the simulation command line stays fast to start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from . import record
+
+#: Figure kinds and the inputs they read.
+FIGURES = {
+    "spectrum": "run records (Fig. 2 left / Fig. 4: imbalance spectrum)",
+    "convergence": "run records (Fig. 5: loss and rate per width, with bounds)",
+    "imbalanced": "run records (Fig. 3 / Fig. 6: imbalanced and balanced initializations)",
+    "implicit_bias": "summary.nc (Fig. 7: distance to the min-norm solution against width)",
+    "exponents": "summary.nc (fitted against predicted Theorem 12 exponent across alpha)",
+    "tightness": "summary.nc files (measured rate / Corollary 4 rate, distance / Theorem 12 bound)",
+    "conditioning": "summary.nc files (rate and distance against the condition number)",
+}
+
+STATUS_MARKERS = {"diverged": "X", "not_converged": "v", "failed": "s"}
+
+
+def _setup():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(context="paper", style="whitegrid", palette="colorblind")
+    return plt, sns
+
+
+def _runs(paths) -> list:
+    runs = [record.open_run(p) for p in paths]
+    return sorted(runs, key=lambda ds: (str(ds.attrs.get("case", "")), int(ds.attrs["width"]), int(ds.attrs.get("seed", 0))))
+
+
+def _summaries(paths) -> list:
+    return [record.open_netcdf(p, ("distance_fro_mean", "slope_fro")) for p in paths]
+
+
+def _label(ds) -> str:
+    return f"h = {int(ds.attrs['width'])}"
+
+
+def _first_seed(runs):
+    seeds = sorted({int(ds.attrs.get("seed", 0)) for ds in runs})
+    return [ds for ds in runs if int(ds.attrs.get("seed", 0)) == seeds[0]]
+
+
+def _status_note(ax, runs) -> None:
+    bad = [f"{ds.attrs.get('case', '')} h={ds.attrs['width']} s={ds.attrs.get('seed')}: {ds['status'].item()}"
+           for ds in runs if ds["status"].item() != "converged"]
+    if bad:
+        ax.text(0.01, 0.01, "not converged: " + "; ".join(bad[:4]) + (" ..." if len(bad) > 4 else ""),
+                transform=ax.transAxes, fontsize=6, color="crimson", va="bottom")
+
+
+def fig_spectrum(paths, plt, sns):
+    """Nonzero eigenvalues of D scaled by 1/(m h), with Delta_+, Delta_-, Delta_ (Fig. 2 left / 4)."""
+    runs = _first_seed(_runs(paths))
+    widths = sorted({int(ds.attrs["width"]) for ds in runs})
+    chosen = [next(ds for ds in runs if int(ds.attrs["width"]) == w) for w in (widths[0], widths[-1])]
+    if widths[0] == widths[-1]:
+        chosen = chosen[:1]
+    fig, axes = plt.subplots(1, len(chosen), figsize=(4.2 * len(chosen), 3.4), squeeze=False)
+    for ax, ds in zip(axes[0], chosen):
+        scale = 1.0 / (int(ds.attrs["m"]) * int(ds.attrs["width"]))
+        eig = np.sort(ds["imbalance_eigenvalues"].values)[::-1] * scale
+        eig = eig[np.abs(eig) > 1e-12 * np.abs(eig).max()]
+        sns.scatterplot(x=np.arange(1, eig.size + 1), y=eig, ax=ax, s=18, label="eigenvalues of D / (m h)")
+        for name, label, style in (("delta_plus", r"$\Delta_+$", "--"), ("delta_minus", r"$\Delta_-$", ":"),
+                                   ("delta_under", r"$\Delta$", "-")):
+            ax.axhline(float(ds[name]) * scale, ls=style, color="k", lw=1, label=f"{label} / (m h)")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set(xlabel="index", ylabel="eigenvalue / (m h)", title=_label(ds))
+        ax.legend(fontsize=6)
+    return fig
+
+
+def _loss_and_rate(axes, runs, sns, hue_label, linear_loss_ax=None):
+    palette = sns.color_palette(n_colors=max(len(runs), 1))
+    for color, ds in zip(palette, runs):
+        x = ds["time"].values
+        label = hue_label(ds)
+        axes[0].semilogy(x, ds["excess_loss"], color=color, label=label)
+        axes[0].semilogy(x, ds["loss_bound"], color=color, ls="--", lw=0.8)
+        if linear_loss_ax is not None:
+            linear_loss_ax.plot(x, ds["excess_loss"], color=color, label=label)
+        axes[1].plot(x, ds["inst_rate"], color=color, label=label)
+        axes[1].plot(x, ds["rate_bound"], color=color, ls="--", lw=0.8)
+    axes[0].set(xlabel="flow time t", ylabel="excess loss (solid), Theorem 3 bound (dashed)")
+    axes[1].set(xlabel="flow time t", ylabel="rate -dL/dt / L (solid), Prop. 1 bound (dashed)")
+    axes[1].set_ylim(bottom=0)
+    for ax in axes:
+        ax.legend(fontsize=6)
+
+
+def fig_convergence(paths, plt, sns):
+    """Loss with the Theorem 3 bound, rate with the Proposition 1 bound, per width (Fig. 5)."""
+    runs = _first_seed(_runs(paths))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    _loss_and_rate(axes, runs, sns, _label)
+    _status_note(axes[0], runs)
+    return fig
+
+
+def fig_imbalanced(paths, plt, sns):
+    """Imbalanced initializations and the balanced one: loss (linear, log) and rate (Fig. 3 / 6)."""
+    runs = _first_seed(_runs(paths))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    _loss_and_rate(axes[1:], runs, sns, lambda ds: f"{ds.attrs.get('case')}: Delta = {float(ds['delta_under']):.3g}",
+                   linear_loss_ax=axes[0])
+    axes[0].set(xlabel="flow time t", ylabel="excess loss")
+    _status_note(axes[0], runs)
+    return fig
+
+
+def fig_implicit_bias(paths, plt, sns):
+    """Distance to the min-norm solution against width, log-log, with fit and Theorem 12 (Fig. 7)."""
+    fig, ax = plt.subplots(figsize=(5.4, 4.0))
+    for summary in _summaries(paths):
+        palette = sns.color_palette(n_colors=summary.sizes["case"])
+        for color, case in zip(palette, summary["case"].values):
+            s = summary.sel(case=case)
+            widths = s["width"].values
+            mean = s["distance_fro_mean"].values
+            ok = np.isfinite(mean)
+            err = np.vstack([mean - s["distance_fro_ci_low"].values, s["distance_fro_ci_high"].values - mean])
+            slope, lo, hi = (float(s[k]) for k in ("slope_fro", "slope_fro_ci_low", "slope_fro_ci_high"))
+            label = f"{case}: slope {slope:.3f} [{lo:.3f}, {hi:.3f}], theory {float(s['theory_exponent']):.3f}"
+            ax.errorbar(widths[ok], mean[ok], yerr=np.nan_to_num(err[:, ok]), fmt="o", color=color, ms=4,
+                        capsize=2, label=label)
+            if np.isfinite(slope):
+                w = np.array([widths[ok].min(), widths[ok].max()], dtype=float)
+                ax.plot(w, np.exp(float(s["intercept_fro"])) * w**slope, color=color, lw=1)
+            bound = s["theorem12_bound_mean"].values
+            if np.any(np.isfinite(bound)):
+                ax.plot(widths, bound, color=color, ls=":", lw=1, label=f"{case}: Theorem 12 bound (operator norm)")
+            bad = (s["n_runs"].values - s["n_converged"].values) > 0
+            if np.any(bad):
+                ax.plot(widths[bad], np.where(np.isfinite(mean[bad]), mean[bad], np.nanmin(mean)), "X",
+                        color="crimson", ms=7, label="widths with diverged / unconverged runs (excluded)")
+    ax.set(xscale="log", yscale="log", xlabel="width h", ylabel=r"$\|UV^T - \hat\Theta\|_F$ (mean, 95% CI)")
+    ax.legend(fontsize=6)
+    return fig
+
+
+def fig_exponents(paths, plt, sns):
+    """Fitted exponent with 95% CI against Theorem 12's -(2 alpha - 1/2); distance curves per alpha."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
+    for summary in _summaries(paths):
+        alpha = summary["alpha"].values
+        order = np.argsort(alpha)
+        theory_exp = summary["theory_exponent"].values[order]
+        slope = summary["slope_fro"].values[order]
+        lo, hi = summary["slope_fro_ci_low"].values[order], summary["slope_fro_ci_high"].values[order]
+        axes[0].errorbar(theory_exp, slope, yerr=np.vstack([slope - lo, hi - slope]), fmt="o", capsize=3,
+                         label="fitted slope (95% CI)")
+        line = np.array([np.nanmin(theory_exp), np.nanmax(theory_exp)])
+        axes[0].plot(line, line, color="k", lw=1, ls="--", label="identity")
+        palette = sns.color_palette("viridis", n_colors=summary.sizes["case"])
+        for color, case in zip(palette, summary["case"].values[np.argsort(summary["alpha"].values)]):
+            s = summary.sel(case=case)
+            ok = np.isfinite(s["distance_fro_mean"].values)
+            axes[1].plot(s["width"].values[ok], s["distance_fro_mean"].values[ok], "o-", ms=3, color=color,
+                         label=f"alpha = {float(s['alpha']):.2f}")
+    axes[0].set(xlabel=r"theory exponent $-(2\alpha - 1/2)$", ylabel="fitted log-log slope")
+    axes[1].set(xscale="log", yscale="log", xlabel="width h", ylabel=r"$\|UV^T - \hat\Theta\|_F$ (mean over seeds)")
+    for ax in axes:
+        ax.legend(fontsize=6)
+    return fig
+
+
+def fig_tightness(paths, plt, sns):
+    """Measured rate / Corollary 4 rate, and measured distance / Theorem 12 bound, against width."""
+    import pandas as pd
+
+    frames = []
+    for summary in _summaries(paths):
+        frame = pd.DataFrame({
+            "width": summary["run_width"].values,
+            "case": [f"{summary.attrs.get('experiment', '')}:{c}" for c in summary["run_case"].values],
+            "rate ratio (fitted / Cor. 4)": summary["ratio_rate_cor4"].values,
+            "distance ratio (measured / Thm. 12)": summary["ratio_distance_thm12"].values,
+            "status": summary["status"].values,
+        })
+        frames.append(frame[frame["status"] == "converged"])
+    data = pd.concat(frames, ignore_index=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
+    sns.lineplot(data=data, x="width", y="rate ratio (fitted / Cor. 4)", hue="case", marker="o",
+                 errorbar=("ci", 95), ax=axes[0])
+    axes[0].axhline(1.0, color="k", lw=1, ls="--")
+    axes[0].set(xscale="log")
+    finite = data[np.isfinite(data["distance ratio (measured / Thm. 12)"])]
+    if len(finite):
+        sns.lineplot(data=finite, x="width", y="distance ratio (measured / Thm. 12)", hue="case", marker="o",
+                     errorbar=("ci", 95), ax=axes[1])
+    axes[1].set(xscale="log", yscale="log")
+    for ax in axes:
+        ax.legend(fontsize=6)
+    return fig
+
+
+def fig_conditioning(paths, plt, sns):
+    """Rate and distance against the condition number of X, with the bounds."""
+    import pandas as pd
+
+    rows = []
+    for summary in _summaries(paths):
+        cond = np.sqrt(summary["lam_1"].values / summary["lam_r"].values)
+        ok = summary["status"].values == "converged"
+        rows.append(pd.DataFrame({
+            "condition number": np.round(cond[ok], 6),
+            "fitted rate": summary["fitted_rate"].values[ok],
+            "Cor. 4 rate": summary["rate_cor4"].values[ok],
+            "Thm. 3 rate": summary["rate_thm3_0"].values[ok],
+            "distance (Frobenius)": summary["final_distance_fro"].values[ok],
+            "Thm. 12 bound": summary["theorem12_bound"].values[ok],
+        }))
+    data = pd.concat(rows, ignore_index=True)
+    long_rate = data.melt(id_vars="condition number", value_vars=["fitted rate", "Cor. 4 rate", "Thm. 3 rate"],
+                          var_name="quantity", value_name="rate")
+    long_dist = data.melt(id_vars="condition number", value_vars=["distance (Frobenius)", "Thm. 12 bound"],
+                          var_name="quantity", value_name="distance")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
+    sns.lineplot(data=long_rate, x="condition number", y="rate", hue="quantity", marker="o", ax=axes[0])
+    sns.lineplot(data=long_dist, x="condition number", y="distance", hue="quantity", marker="o", ax=axes[1])
+    for ax in axes:
+        ax.set(xscale="log", yscale="log")
+    return fig
+
+
+_DRAW = {
+    "spectrum": fig_spectrum,
+    "convergence": fig_convergence,
+    "imbalanced": fig_imbalanced,
+    "implicit_bias": fig_implicit_bias,
+    "exponents": fig_exponents,
+    "tightness": fig_tightness,
+    "conditioning": fig_conditioning,
+}
+
+
+def draw(kind: str, inputs, *, png, pdf, title: str | None = None) -> None:
+    """Draw figure ``kind`` from ``inputs`` (NetCDF files) into ``png`` and ``pdf`` (atomically)."""
+    if kind not in _DRAW:
+        raise ValueError(f"unknown figure {kind!r}; allowed: {', '.join(sorted(_DRAW))}")
+    plt, sns = _setup()
+    fig = _DRAW[kind]([Path(p) for p in inputs], plt, sns)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    for path in (Path(png), Path(pdf)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        fig.savefig(tmp, dpi=150)
+        tmp.replace(path)
+    plt.close(fig)
