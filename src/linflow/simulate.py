@@ -72,7 +72,9 @@ def _positive(name: str, value, allow_none: bool = False):
 
 def _log_grid(first: float, last: float, per_decade: int) -> np.ndarray:
     decades = max(np.log10(last / first), 1e-9)
-    return np.logspace(np.log10(first), np.log10(last), int(np.ceil(decades * per_decade)) + 1)
+    grid = np.logspace(np.log10(first), np.log10(last), int(np.ceil(decades * per_decade)) + 1)
+    grid[0], grid[-1] = first, last  # exact ends: solve_ivp rejects t_eval beyond t_span
+    return grid
 
 
 # ---------------------------------------------------------------------------

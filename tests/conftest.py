@@ -1,0 +1,39 @@
+"""Shared fixtures: small random problems, and a temporary copy of the repository for the
+workflow tests (so Snakemake runs never touch the working tree)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+
+
+def random_problem(rng, N, n, m, scale=1.0):
+    X = rng.standard_normal((N, n)) / np.sqrt(n)
+    Y = scale * rng.standard_normal((N, m))
+    return X, Y
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def copy_repository(target: Path, config: Path | None = None) -> Path:
+    """Copy what the workflow needs (no results, no .snakemake) into ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("Snakefile", "workflow", "src", "profiles", "config.yaml", "pyproject.toml"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif source.exists():
+            shutil.copy2(source, target / name)
+    if config is not None:
+        shutil.copy2(config, target / "config.yaml")
+    return target

@@ -1,0 +1,203 @@
+"""The simulators against each other, against explicit weights, and against the theorems."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.integrate import solve_ivp
+
+import linflow
+from linflow import aggregate, init, theory
+from linflow.simulate import _flow
+from conftest import random_problem
+
+
+def test_imbalance_is_conserved_along_flow(rng):
+    """D = U1^T U1 - V^T V is invariant under gradient flow (Section 3.2)."""
+    for N, n, m, h in [(5, 9, 2, 13), (3, 7, 4, 5), (10, 30, 1, 200)]:
+        X, Y = random_problem(rng, N, n, m)
+        p = theory.reduce_problem(X, Y)
+        U0, V0 = init.gaussian(n, m, h, 0.5, rng)
+        c = init.compress(p, 2 * U0, V0)
+        traj = _flow(p, c, target=1e-12 * 0.5 * np.sum(p.Yt**2), max_time=1e4, rtol=1e-10, atol=1e-13,
+                     per_decade=20)
+        J = theory.imbalance_signature(m, p.r)
+        D = np.einsum("tik,i,til->tkl", traj.Zc, J, traj.Zc)
+        drift = np.linalg.norm(D - D[0], axis=(1, 2)).max() / np.linalg.norm(D[0])
+        assert drift < 1e-8
+        ds = linflow.simulate(X, Y, 2 * U0, V0, method="flow")
+        assert float(ds.imbalance_drift) < 1e-8
+
+
+@pytest.mark.parametrize("N,n,m,h", [(6, 10, 1, 15), (5, 8, 3, 12), (2, 6, 4, 9), (4, 4, 2, 3)])
+def test_gd_matches_explicit_gd(rng, N, n, m, h):
+    """gd (width-independent) and gd_explicit (full weights) agree to round-off; (2, 6, 4) has r < m."""
+    X, Y = random_problem(rng, N, n, m)
+    U0, V0 = init.gaussian(n, m, h, 0.5, rng)
+    kwargs = dict(step=0.01, max_steps=300, stop_factor=1e-30)  # loss stays far above round-off
+    a = linflow.simulate(X, Y, U0, V0, method="gd", **kwargs)
+    b = linflow.simulate(X, Y, U0, V0, method="gd_explicit", **kwargs)
+    np.testing.assert_array_equal(a.step, b.step)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-10)
+    np.testing.assert_allclose(a.end_to_end, b.end_to_end, rtol=1e-10, atol=1e-10 * np.abs(b.end_to_end).max())
+
+
+@pytest.fixture
+def moderate(rng):
+    N, n, m, h = 4, 8, 2, 12
+    X, Y = random_problem(rng, N, n, m)
+    U0, V0 = init.gaussian(n, m, h, 0.5, rng)
+    return X, Y, 2 * U0, 2 * V0
+
+
+def test_flow_matches_explicit_weight_integration(moderate):
+    X, Y, U0, V0 = moderate
+    n, h = U0.shape
+    m = V0.shape[0]
+    flow = linflow.simulate(X, Y, U0, V0, method="flow", stop_factor=1e-16, rtol=1e-12, atol=1e-15)
+    assert flow["status"].item() == "converged"
+
+    def rhs(_t, y):  # dU/dt = X^T (Y - X U V^T) V, dV/dt = (Y - X U V^T)^T X U
+        U, V = y[: n * h].reshape(n, h), y[n * h :].reshape(m, h)
+        R = Y - X @ U @ V.T
+        return np.concatenate([(X.T @ R @ V).ravel(), (R.T @ X @ U).ravel()])
+
+    sol = solve_ivp(rhs, (0, float(flow.time[-1])), np.concatenate([U0.ravel(), V0.ravel()]), method="DOP853",
+                    rtol=1e-12, atol=1e-15)
+    U, V = sol.y[: n * h, -1].reshape(n, h), sol.y[n * h :, -1].reshape(m, h)
+    reference = U @ V.T
+    assert np.linalg.norm(flow.end_to_end.values - reference) / np.linalg.norm(reference) < 1e-6
+
+
+def test_flow_is_the_small_step_limit_of_explicit_gd(moderate):
+    """GD's end point has an O(eta) bias; Richardson 2 GD(eta/2) - GD(eta) converges to the flow's."""
+    X, Y, U0, V0 = moderate
+    flow = linflow.simulate(X, Y, U0, V0, method="flow", stop_factor=1e-16, rtol=1e-12, atol=1e-15)
+    ends = {}
+    for eta in (1e-3, 5e-4):
+        ds = linflow.simulate(X, Y, U0, V0, method="gd_explicit", step=eta, stop_factor=1e-16, max_steps=10**6)
+        ends[eta] = ds.end_to_end.values
+    reference = flow.end_to_end.values
+    error = lambda e: np.linalg.norm(e - reference) / np.linalg.norm(reference)
+    assert error(ends[5e-4]) < 0.6 * error(ends[1e-3])  # first order in eta
+    assert error(2 * ends[5e-4] - ends[1e-3]) < 1e-6
+
+
+def test_invariant_set_ends_at_min_norm_solution(rng):
+    """Proposition 10: with U2(0) = 0 the flow converges exactly to Theta_hat."""
+    X, Y = random_problem(rng, 5, 12, 2)
+    p = theory.reduce_problem(X, Y)
+    U0, V0 = init.gaussian(12, 2, 30, 0.5, rng)
+    ds = linflow.simulate(X, Y, init.invariant(p, U0), V0, method="flow", stop_factor=1e-20, rtol=1e-12, atol=1e-15)
+    assert ds["status"].item() == "converged"
+    assert np.linalg.norm(ds.end_to_end.values - p.theta_hat) < 1e-8 * np.linalg.norm(p.theta_hat)
+    assert float(ds.final_distance_fro) < 1e-8
+    assert float(ds.orthogonality0) < 1e-12  # projection leaves round-off in U2(0)
+
+
+def test_scalar_warm_up_rate():
+    """Eq. (14): for m = r = h = 1 the rate is exactly 2 sqrt(d^2 + 4 (u v)^2), d = u^2 - v^2."""
+    for u, v, y in [(0.3, 0.7, 2.0), (1.5, -0.2, 0.4), (0.05, 0.05, 1.0)]:
+        ds = linflow.simulate(np.array([[1.0]]), np.array([[y]]), np.array([[u]]), np.array([[v]]), method="flow")
+        assert float(ds.inst_rate[0]) == pytest.approx(theory.scalar_rate(u, v), rel=1e-12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    N=st.integers(1, 5), extra=st.integers(0, 4), m=st.integers(1, 4), h=st.integers(1, 9),
+    u_scale=st.floats(0.05, 3.0), v_scale=st.floats(0.05, 3.0), y_scale=st.floats(0.1, 5.0),
+    seed=st.integers(0, 2**31),
+)
+def test_bounds_hold_at_every_recorded_point(N, extra, m, h, u_scale, v_scale, y_scale, seed):
+    """Proposition 1 and Theorem 3 are theorems: any violation is a bug."""
+    rng = np.random.default_rng(seed)
+    n = N + extra
+    X, Y = random_problem(rng, N, n, m, y_scale)
+    U0, V0 = u_scale * rng.standard_normal((n, h)), v_scale * rng.standard_normal((m, h))
+    ds = linflow.simulate(X, Y, U0, V0, method="flow", max_time=200.0)
+    aggregate.check_bounds(ds, "hypothesis example", rtol=1e-9)
+
+
+def _fig7_problem():
+    from linflow import data
+
+    return data.make_dataset("gaussian", n=500, N=100, m=1, noise=0.01, rng=np.random.default_rng(2024))
+
+
+def test_theorem12_slope_on_the_paper_setting():
+    """Fig. 7 setting: slope of log distance against log width over [500, 16000] near -1/2."""
+    X, Y = _fig7_problem()
+    widths, distances = [], []
+    for h in (500, 1000, 2000, 4000, 8000, 16000):
+        for seed in range(5):
+            U0, V0 = init.gaussian(500, 1, h, 0.5, np.random.default_rng([h, seed]))
+            ds = linflow.simulate(X, Y, U0, V0, method="flow", alpha=0.5)
+            assert ds["status"].item() == "converged"
+            widths.append(h)
+            distances.append(float(ds.final_distance_fro))
+    fit = aggregate.loglog_slope(widths, distances)
+    assert -0.6 <= fit["slope"] <= -0.4
+
+
+def test_wishart_and_explicit_sampling_agree_in_distribution():
+    X, Y = _fig7_problem()
+    p = theory.reduce_problem(X, Y)
+    h, seeds = 2000, 16
+    explicit, wishart = [], []
+    for seed in range(seeds):
+        U0, V0 = init.gaussian(500, 1, h, 0.5, np.random.default_rng([1, seed]))
+        explicit.append(float(linflow.simulate(X, Y, U0, V0, method="flow").final_distance_fro))
+        c = init.wishart(1, p.r, 500 - p.r, h, h**-0.5, np.random.default_rng([2, seed]))
+        wishart.append(float(linflow.simulate(X, Y, init=c, method="flow").final_distance_fro))
+    explicit, wishart = np.array(explicit), np.array(wishart)
+    standard_error = np.sqrt(explicit.var(ddof=1) / seeds + wishart.var(ddof=1) / seeds)
+    assert abs(explicit.mean() - wishart.mean()) < 4 * standard_error
+
+
+def test_wishart_gram_moments(rng):
+    """Bartlett factor: E[G] = h std^2 I for the Gram matrix of iid N(0, std^2) weights."""
+    h, std, k = 50, 0.3, 4
+    grams = [init.wishart(1, 3, 2, h, std, rng).Zc for _ in range(4000)]
+    mean = np.mean([L @ L.T for L in grams], axis=0)
+    np.testing.assert_allclose(mean, h * std**2 * np.eye(k), atol=0.1 * h * std**2)
+
+
+def test_gd_divergence_is_reported_not_raised(rng):
+    X, Y = random_problem(rng, 6, 10, 1)
+    U0, V0 = init.gaussian(10, 1, 20, 0.5, rng)
+    ds = linflow.simulate(X, Y, U0, V0, method="gd", step=50.0, max_steps=10000)
+    assert ds["status"].item() == "diverged"
+    assert not bool(ds["converged"])
+    assert np.all(np.isfinite(ds["loss"].values))
+
+
+def test_time_limit_gives_not_converged(rng):
+    X, Y = random_problem(rng, 6, 10, 1)
+    U0, V0 = init.gaussian(10, 1, 20, 0.5, rng)
+    ds = linflow.simulate(X, Y, U0, V0, method="flow", max_time=1e-3)
+    assert ds["status"].item() == "not_converged"
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(Y=np.ones((7, 1))), "same number of rows"),
+        (dict(X=np.full((6, 10), np.nan)), "NaN or infinite"),
+        (dict(X=np.zeros((6, 10))), "rank 0"),
+        (dict(U0=np.ones((9, 20))), "U0 must have n = 10 rows"),
+        (dict(V0=np.ones((2, 20))), "V0 must have m = 1 rows"),
+        (dict(V0=np.ones((1, 21))), "same width"),
+        (dict(method="euler"), "method must be one of flow, gd, gd_explicit"),
+        (dict(method="gd"), "step must be a positive"),
+        (dict(alpha=0.2), r"alpha must lie in \(1/4, 1/2\]"),
+        (dict(U0=np.full((10, 20), np.inf)), "U0 contains NaN"),
+    ],
+)
+def test_bad_input_raises_clear_value_error(rng, kwargs, match):
+    X, Y = random_problem(rng, 6, 10, 1)
+    U0, V0 = init.gaussian(10, 1, 20, 0.5, rng)
+    args = dict(X=X, Y=Y, U0=U0, V0=V0)
+    args.update({k: v for k, v in kwargs.items() if k in args})
+    options = {k: v for k, v in kwargs.items() if k not in args}
+    with pytest.raises(ValueError, match=match):
+        linflow.simulate(args["X"], args["Y"], args["U0"], args["V0"], **options)
