@@ -70,8 +70,11 @@ def all_figures():
 
 
 def _flags(options):
-    """``{"max_time": 1e4}`` -> ``--max-time 10000.0``; None values are left out."""
-    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in options.items() if value is not None)
+    """``{"max_time": 1e4}`` -> ``--max-time 10000.0``; None values are left out. Sorted, so
+    reordering keys in config.yaml does not change the params and trigger reruns."""
+    return " ".join(
+        f"--{key.replace('_', '-')} {value}" for key, value in sorted(options.items()) if value is not None
+    )
 
 
 def dataset_flags(wildcards):

@@ -1,0 +1,194 @@
+"""The Snakemake workflow end to end on the smoke config, in a temporary copy of the repository."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from conftest import REPO, copy_repository
+from linflow import record
+from workflow_helpers import scheduled_jobs, snakemake
+
+pytestmark = pytest.mark.workflow
+SMOKE = REPO / "tests" / "config" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def smoke_repo(tmp_path_factory):
+    repo = copy_repository(tmp_path_factory.mktemp("smoke") / "repo", SMOKE)
+    snakemake(repo, "--cores", "2")
+    return repo
+
+
+def smoke_config():
+    return yaml.safe_load(SMOKE.read_text())
+
+
+def expected_runs(config):
+    for name, spec in config["experiments"].items():
+        for case in spec["cases"]:
+            for width in spec["widths"]:
+                for seed in range(spec["seeds"]):
+                    yield name, case, width, seed
+
+
+def test_all_outputs_exist_with_the_schema(smoke_repo):
+    config = smoke_config()
+    for name in config["datasets"]:
+        ds = record.open_netcdf(smoke_repo / "data" / name / "dataset.nc", ("X", "Y", "theta_hat"))
+        assert ds.attrs["parameters_hash"]
+    for name, case, width, seed in expected_runs(config):
+        path = smoke_repo / "results" / name / "runs" / case / f"h{width}_s{seed}.nc"
+        ds = record.open_run(path)  # raises if any schema variable is missing
+        assert ds.attrs["width"] == width and ds.attrs["case"] == case and ds.attrs["seed"] == seed
+        assert ds["status"].item() == "converged", path
+        assert ds["time"].attrs["units"] and ds["loss"].attrs["long_name"]
+        for key in ("linflow_version", "git_commit", "parameters", "parameters_hash", "history"):
+            assert key in ds.attrs
+    for name in config["experiments"]:
+        for suffix in ("summary.nc", "summary.csv", "runs.csv"):
+            assert (smoke_repo / "results" / name / suffix).stat().st_size > 0
+    summary = xr.open_dataset(smoke_repo / "results" / "implicit_bias" / "summary.nc", engine="netcdf4")
+    assert np.all(np.isfinite(summary["slope_fro"].values))
+    assert np.all(np.isfinite(summary["slope_fro_ci_low"].values))
+
+
+def test_rates_beat_their_bounds(smoke_repo):
+    """The measured late-phase rate is at least the Corollary 4 and Theorem 3 rates (flow runs)."""
+    for name in ("alpha_sweep", "conditioning_1", "conditioning_10"):
+        summary = xr.open_dataset(smoke_repo / "results" / name / "summary.nc", engine="netcdf4")
+        assert np.all(summary["ratio_rate_cor4"].values >= 1 - 1e-6)
+        assert np.all(summary["ratio_rate_thm3"].values >= 1 - 1e-6)
+
+
+def test_figures_are_images(smoke_repo):
+    for name in smoke_config()["figures"]:
+        png = smoke_repo / "results" / "figures" / f"{name}.png"
+        image = mpimg.imread(png)
+        assert image.shape[0] > 200 and image.shape[1] > 200
+        assert image[..., :3].std() > 0.01  # not blank
+        assert (smoke_repo / "results" / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
+
+
+def test_second_run_has_nothing_to_do(smoke_repo):
+    assert scheduled_jobs(smoke_repo) == Counter()
+
+
+def test_report_is_self_contained(smoke_repo):
+    snakemake(smoke_repo, "--report", "report.html", timeout=300)
+    html = (smoke_repo / "report.html").read_text(errors="replace")
+    assert len(html) > 100_000
+    for name in smoke_config()["figures"]:
+        assert name in html
+
+
+class EditedFile:
+    """Change a file of the smoke copy for the duration of a ``with`` block."""
+
+    def __init__(self, path: Path, edit):
+        self.path, self.edit = path, edit
+
+    def __enter__(self):
+        self.original = self.path.read_text()
+        self.path.write_text(self.edit(self.original))
+
+    def __exit__(self, *exc):
+        self.path.write_text(self.original)
+
+
+def edit_config(repo, change):
+    def edit(text):
+        config = yaml.safe_load(text)
+        change(config)
+        return yaml.safe_dump(config)
+
+    return EditedFile(repo / "config.yaml", edit)
+
+
+def test_parameter_change_reruns_only_that_experiment(smoke_repo):
+    def change(config):
+        config["experiments"]["factorization"]["simulation"]["step"] = 0.04
+
+    with edit_config(smoke_repo, change):
+        jobs = scheduled_jobs(smoke_repo)
+    # factorization: 2 runs, its summary, and the two figures that read its runs.
+    assert jobs == Counter(simulate=2, aggregate=1, figure=2, all=1)
+
+
+def test_added_seed_runs_only_new_runs(smoke_repo):
+    def change(config):
+        config["experiments"]["implicit_bias"]["seeds"] = 3
+
+    with edit_config(smoke_repo, change):
+        jobs = scheduled_jobs(smoke_repo)
+    # One new seed at each of 3 widths; implicit_bias feeds fig7 and bound_tightness.
+    assert jobs == Counter(simulate=3, aggregate=1, figure=2, all=1)
+
+
+def test_dataset_change_reruns_its_experiments(smoke_repo):
+    def change(config):
+        config["datasets"]["kappa_10"]["noise"] = 0.02
+
+    with edit_config(smoke_repo, change):
+        jobs = scheduled_jobs(smoke_repo)
+    assert jobs == Counter(dataset=1, simulate=4, aggregate=1, figure=1, all=1)
+
+
+def test_plotting_code_change_reruns_only_figures(smoke_repo):
+    with EditedFile(smoke_repo / "src" / "linflow" / "plots.py", lambda t: t + "\n# edited\n"):
+        jobs = scheduled_jobs(smoke_repo)
+    assert jobs == Counter(figure=len(smoke_config()["figures"]), all=1)
+
+
+def test_simulator_code_change_reruns_simulations(smoke_repo):
+    n_runs = len(list(expected_runs(smoke_config())))
+    with EditedFile(smoke_repo / "src" / "linflow" / "simulate.py", lambda t: t + "\n# edited\n"):
+        jobs = scheduled_jobs(smoke_repo)
+    config = smoke_config()
+    assert jobs == Counter(simulate=n_runs, aggregate=len(config["experiments"]),
+                           figure=len(config["figures"]), all=1)
+
+
+def test_lint_is_clean(smoke_repo):
+    proc = snakemake(smoke_repo, "--lint", timeout=300, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "Congratulations, your workflow is in a good condition!" in output, output
+
+
+INVALID = [
+    ("negative width", lambda c: c["experiments"]["implicit_bias"].update(widths=[-5, 10]), ["widths", "minimum"]),
+    ("alpha out of range", lambda c: c["experiments"]["alpha_sweep"]["cases"]["alpha0.35"].update(alpha=0.2),
+     ["alpha", "0.25"]),
+    ("unknown method", lambda c: c["experiments"]["alpha_sweep"]["simulation"].update(method="euler"),
+     ["method", "'flow', 'gd', 'gd_explicit'"]),
+    ("unknown experiment key", lambda c: c["experiments"]["alpha_sweep"].update(colour="red"), ["colour"]),
+    ("wrong type", lambda c: c["experiments"]["implicit_bias"].update(seeds="two"), ["seeds", "integer"]),
+    ("unknown init", lambda c: c["experiments"]["implicit_bias"]["cases"]["alpha0.50"].update(init="orthogonal"),
+     ["init", "'gaussian', 'scaled', 'balanced', 'invariant'"]),
+    ("gd without step", lambda c: c["experiments"]["factorization"]["simulation"].pop("step"), ["step"]),
+    ("unknown dataset", lambda c: c["experiments"]["implicit_bias"].update(dataset="nope"),
+     ["experiments.implicit_bias.dataset", "allowed"]),
+    ("unknown figure kind", lambda c: c["figures"]["conditioning"].update(kind="heatmap"), ["kind", "'spectrum'"]),
+]
+
+
+@pytest.mark.parametrize("label,change,words", INVALID, ids=[i[0] for i in INVALID])
+def test_invalid_config_fails_before_any_job(tmp_path, label, change, words):
+    repo = copy_repository(tmp_path / "repo", SMOKE)
+    config = yaml.safe_load((repo / "config.yaml").read_text())
+    change(config)
+    (repo / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(repo, "--cores", "1", timeout=300, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    for word in words:
+        assert word in output, f"{label}: {word!r} not in:\n{output[-3000:]}"
+    assert not (repo / "data").exists() and not (repo / "results").exists()

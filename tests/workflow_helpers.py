@@ -1,0 +1,32 @@
+"""Running Snakemake from tests: always under a hard timeout, output captured."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+
+def snakemake(repo: Path, *args: str, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
+    """``timeout -k 10 <timeout> snakemake <args>`` in ``repo``; a hang fails instead of hanging CI."""
+    cmd = ["timeout", "-k", "10", str(timeout), "snakemake", *args]
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def scheduled_jobs(repo: Path, *args: str) -> Counter:
+    """Jobs a dry run would execute, per rule (parsed from Snakemake's job-stats table)."""
+    proc = snakemake(repo, "-n", "--cores", "2", *args, timeout=300)
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return Counter()
+    table = text.split("Job stats:", 1)[1]
+    counts = Counter()
+    for line in table.splitlines():
+        match = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
+        if match and match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return counts
