@@ -12,6 +12,17 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    experiment=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    case=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    figure=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    width=r"\d+",
+    seed=r"\d+",
+
+
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/aggregate.smk"

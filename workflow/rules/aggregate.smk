@@ -15,6 +15,8 @@ rule aggregate:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        ENV
     shell:
-        "linflow aggregate {input.runs} --experiment {wildcards.experiment} "
+        "python -m linflow aggregate {input.runs} --experiment {wildcards.experiment} "
         "--summary-nc {output.nc} --summary-csv {output.csv} --runs-csv {output.runs_csv} > {log} 2>&1"

@@ -1,8 +1,17 @@
-# Helpers shared by the rule files: config cross-checks, paths, CLI flags, code hashes.
+# Helpers shared by all stages: config cross-checks, paths, CLI flags, code hashes.
 import hashlib
+import os
 from pathlib import Path
 
 SOURCE = Path(workflow.basedir) / "src" / "linflow"
+# Every rule runs this checkout's linflow (the code whose hash the params track), whether or
+# not the package is installed: jobs inherit this PYTHONPATH (also inside Slurm jobs, which
+# re-read this file). The conda env of the rules only provides the dependencies. Relative to
+# the working directory, so moving the checkout reruns nothing.
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(filter(None, [os.path.relpath(SOURCE.parent), os.environ.get("PYTHONPATH")]))
+)
+ENV = "../envs/linflow.yaml"
 
 
 def _check_references(config):
@@ -23,15 +32,6 @@ def _check_references(config):
 
 
 _check_references(config)
-
-
-wildcard_constraints:
-    dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    experiment=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    case=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    figure=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    width=r"\d+",
-    seed=r"\d+",
 
 
 def code_hash(*modules):

@@ -10,6 +10,8 @@ rule dataset:
         flags=dataset_flags,
         entropy=config["seed_entropy"],
         code=code_hash("data", "record", "theory", "seeding"),
+    conda:
+        ENV
     shell:
-        "linflow dataset --experiment {wildcards.dataset} --entropy {params.entropy} "
+        "python -m linflow dataset --experiment {wildcards.dataset} --entropy {params.entropy} "
         "{params.flags} --output {output} > {log} 2>&1"

@@ -20,6 +20,8 @@ rule figure:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        ENV
     shell:
-        "MPLBACKEND=Agg linflow figure {params.kind} {input} --title {wildcards.figure} "
+        "MPLBACKEND=Agg python -m linflow figure {params.kind} {input} --title {wildcards.figure} "
         "--png {output.png} --pdf {output.pdf} > {log} 2>&1"

@@ -18,8 +18,10 @@ rule simulate:
     resources:
         mem_mb=simulation_mem_mb,
         runtime=simulation_runtime,
+    conda:
+        ENV
     shell:
         "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 "
-        "linflow simulate --dataset {input.dataset} --experiment {wildcards.experiment} "
+        "python -m linflow simulate --dataset {input.dataset} --experiment {wildcards.experiment} "
         "--case {wildcards.case} --width {wildcards.width} --seed {wildcards.seed} "
         "{params.flags} --output {output} > {log} 2>&1"
