@@ -1,0 +1,122 @@
+"""Failure modes of sweeps: interruption, locks, diverging runs, determinism, corrupt inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from conftest import REPO, copy_repository
+from linflow import plots, record, seeding
+from workflow_helpers import scheduled_jobs, snakemake
+
+pytestmark = pytest.mark.workflow
+SMOKE = REPO / "tests" / "config" / "smoke.yaml"
+FAILURES = REPO / "tests" / "config" / "failures.yaml"
+
+
+def checksums(repo: Path) -> dict:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((repo / "results").rglob("runs/**/*.nc"))}
+
+
+def test_interrupted_sweep_resumes_without_touching_finished_runs(tmp_path):
+    repo = copy_repository(tmp_path / "repo", SMOKE)
+    total = scheduled_jobs(repo)["simulate"]
+    proc = subprocess.Popen(["snakemake", "--cores", "2"], cwd=repo, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 600
+        while len(checksums(repo) if (repo / "results").exists() else {}) < 8:
+            assert proc.poll() is None, "workflow finished before it could be interrupted"
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        # A second invocation on the same directory is refused by Snakemake's lock.
+        second = snakemake(repo, "--cores", "1", timeout=120, check=False)
+        assert second.returncode != 0 and "lock" in (second.stdout + second.stderr).lower()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole job tree, as a killed node would
+        proc.wait()
+    time.sleep(0.5)
+    before = checksums(repo)
+    assert 8 <= len(before) < total
+    for path in before:
+        record.open_run(path)  # every file that exists is complete (atomic writes)
+
+    snakemake(repo, "--unlock", timeout=120)  # the killed run left its lock behind
+    rerun = snakemake(repo, "--cores", "2", "--rerun-incomplete")
+    output = rerun.stdout + rerun.stderr
+    stats = output.split("Job stats:", 1)[1]
+    simulate_line = next(line for line in stats.splitlines() if line.strip().startswith("simulate"))
+    assert int(simulate_line.split()[1]) == total - len(before)
+    after = checksums(repo)
+    assert len(after) == total
+    assert {p: after[p] for p in before} == before  # finished runs byte-identical
+
+
+@pytest.fixture(scope="module")
+def failures_repo(tmp_path_factory):
+    repo = copy_repository(tmp_path_factory.mktemp("failures") / "repo", FAILURES)
+    proc = snakemake(repo, "--cores", "2")
+    return repo, proc.stdout + proc.stderr
+
+
+def test_diverged_and_unconverged_runs_are_reported_and_excluded(failures_repo):
+    repo, _ = failures_repo
+    unstable = pd.read_csv(repo / "results" / "unstable" / "summary.csv").set_index("width")
+    assert unstable.loc[1000, "n_diverged"] == 2 and np.isnan(unstable.loc[1000, "distance_fro_mean"])
+    assert unstable.loc[10, "n_converged"] == 2
+    runs = pd.read_csv(repo / "results" / "unstable" / "runs.csv")
+    assert set(runs.loc[runs["width"] == 1000, "status"]) == {"diverged"}
+    short = pd.read_csv(repo / "results" / "short" / "summary.csv")
+    assert short["n_not_converged"].sum() == 8 and short["n_converged"].sum() == 0
+    for name in ("bias_unstable", "bias_stable", "tightness"):
+        assert (repo / "results" / "figures" / f"{name}.png").stat().st_size > 10_000
+    ds = record.open_run(repo / "results" / "unstable" / "runs" / "a1" / "h1000_s0.nc")
+    assert ds["status"].item() == "diverged" and np.all(np.isfinite(ds["loss"].values))
+
+
+def test_flow_runs_record_their_numerical_health(failures_repo):
+    repo, _ = failures_repo
+    summary = xr.open_dataset(repo / "results" / "stable" / "summary.nc", engine="netcdf4")
+    assert np.all(summary["imbalance_drift"].values < 1e-8)
+    ds = record.open_run(repo / "results" / "stable" / "runs" / "alpha0.50" / "h50_s0.nc")
+    assert "rtol" in ds.attrs["parameters"] and ds["imbalance_drift"].attrs["long_name"]
+
+
+def data_variables(repo: Path) -> dict:
+    files = sorted(list((repo / "results").rglob("*.nc")) + list((repo / "data").rglob("*.nc")))
+    return {p.relative_to(repo): record.open_netcdf(p).drop_attrs() for p in files}
+
+
+def test_results_do_not_depend_on_cores(failures_repo, tmp_path):
+    repo, _ = failures_repo
+    serial = copy_repository(tmp_path / "serial", FAILURES)
+    snakemake(serial, "--cores", "1")
+    a, b = data_variables(repo), data_variables(serial)
+    assert a.keys() == b.keys()
+    for path in a:
+        xr.testing.assert_identical(a[path], b[path])  # every data variable, bit for bit
+
+
+def test_random_streams_are_independent_and_stable():
+    draw = lambda *key: seeding.rng_for(5, *key).standard_normal(4)
+    assert np.array_equal(draw("init", "exp", 100, 0), draw("init", "exp", 100, 0))
+    streams = [draw("init", "exp", w, s) for w in (100, 200) for s in (0, 1)] + [draw("init", "other", 100, 0)]
+    assert len({tuple(x) for x in streams}) == len(streams)
+
+
+def test_figure_with_corrupt_input_names_the_file(failures_repo, tmp_path):
+    repo, _ = failures_repo
+    broken = tmp_path / "summary.nc"
+    broken.write_bytes((repo / "results" / "stable" / "summary.nc").read_bytes()[:1500])
+    with pytest.raises(record.CorruptFileError, match="summary.nc.*delete it and rerun"):
+        plots.draw("implicit_bias", [broken], png=tmp_path / "f.png", pdf=tmp_path / "f.pdf")
+    assert not (tmp_path / "f.png").exists()

@@ -1,0 +1,176 @@
+"""The smoke workflow through a real single-node Slurm cluster with profiles/slurm.
+
+The module brings the cluster up with tests/slurm/cluster.sh (skipped where that is impossible:
+no root, no apt) and always takes it down again. One Snakemake run with the SLURM executor
+plugin, simulations grouped, is compared with a local run of the same config.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from conftest import REPO, copy_repository
+
+pytestmark = pytest.mark.slurm
+
+CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
+TEST_PROFILE = REPO / "tests" / "slurm" / "profile"
+SMOKE = REPO / "tests" / "config" / "smoke.yaml"
+SKIP = 77  # cluster.sh: cannot bring a cluster up here (not root, no apt)
+TIMEOUT = 900  # seconds for one Snakemake run; a hang (e.g. status polling) fails the test
+
+
+def _cluster(command: str, timeout: int) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["timeout", "-k", "10", str(timeout), str(CLUSTER), command],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """A running cluster (partition `debug`) for the module; `cluster.sh down` in every case."""
+    try:
+        up = _cluster("up", timeout=900)  # may apt-get install slurm and munge first
+        if up.returncode == SKIP:
+            pytest.skip(f"no Slurm test cluster possible here (cluster.sh up exited 77): {up.stderr.strip()}")
+        if up.returncode != 0:
+            pytest.fail(f"cluster.sh up failed ({up.returncode}):\n{up.stdout}\n{up.stderr}")
+        yield
+    finally:
+        down = _cluster("down", timeout=120)
+        if down.returncode not in (0, SKIP):
+            pytest.fail(f"cluster.sh down failed ({down.returncode}):\n{down.stdout}\n{down.stderr}")
+
+
+def _snakemake(repo: Path, *args: str, name: str) -> float:
+    """``timeout -k 10 TIMEOUT snakemake <args>`` in ``repo``, output in ``repo/<name>.log``;
+    returns the wall time in seconds."""
+    cmd = ["timeout", "-k", "10", str(TIMEOUT), "snakemake", *args]
+    log = repo / f"{name}.log"
+    start = time.monotonic()
+    with log.open("w") as out:
+        proc = subprocess.run(cmd, cwd=repo, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        tail = log.read_text()[-8000:]
+        hint = " (timed out: hung?)" if proc.returncode in (124, 137) else ""
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}){hint} in {repo}:\n{tail}")
+    print(f"\n{name}: {elapsed:.0f} s")
+    return elapsed
+
+
+@pytest.fixture(scope="module")
+def slurm_repo(slurm_cluster, tmp_path_factory):
+    """The smoke workflow run through Slurm with profiles/slurm (plus the test partition and
+    limits), simulations packed into group jobs."""
+    repo = copy_repository(tmp_path_factory.mktemp("slurm") / "repo", SMOKE)
+    _snakemake(
+        repo,
+        "--profile", "profiles/slurm",
+        "--profile", str(TEST_PROFILE),
+        "--workflow-profile", "none",
+        name="snakemake-slurm",
+    )
+    return repo
+
+
+@pytest.fixture(scope="module")
+def local_repo(slurm_repo, tmp_path_factory):
+    """The same config run locally on 2 cores (after the Slurm run, so a skip skips both)."""
+    repo = copy_repository(tmp_path_factory.mktemp("local") / "repo", SMOKE)
+    _snakemake(repo, "--cores", "2", name="snakemake-local")
+    return repo
+
+
+def _n_simulations() -> int:
+    """Simulations in the smoke config: one per (experiment, case, width, seed)."""
+    experiments = yaml.safe_load(SMOKE.read_text())["experiments"]
+    return sum(len(e["cases"]) * len(e["widths"]) * e["seeds"] for e in experiments.values())
+
+
+def _run_files(repo: Path) -> list[Path]:
+    return sorted(p.relative_to(repo) for p in repo.glob("results/*/runs/**/*.nc"))
+
+
+def _open(path: Path) -> xr.Dataset:
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        return ds.load()
+
+
+def _slurm_logs(repo: Path) -> list[Path]:
+    return sorted((repo / ".snakemake" / "slurm_logs").rglob("*.log"))
+
+
+def test_jobs_ran_under_slurm(slurm_repo):
+    """Every job except `all` was an sbatch job: its Slurm log exists, and every run record
+    names the Slurm job that wrote it."""
+    logs = _slurm_logs(slurm_repo)
+    kinds = {log.relative_to(slurm_repo / ".snakemake" / "slurm_logs").parts[0] for log in logs}
+    assert {"rule_dataset", "rule_aggregate", "rule_figure"} <= kinds, kinds
+    assert any(kind.startswith("group_simulations") for kind in kinds), kinds
+    assert "rule_simulate" not in kinds, "simulations were submitted one by one, not grouped"
+    log_ids = {log.stem for log in logs}
+    assert all(job_id.isdigit() for job_id in log_ids), log_ids
+
+    runs = _run_files(slurm_repo)
+    assert len(runs) == _n_simulations(), runs
+    for path in runs:
+        job_id = _open(slurm_repo / path).attrs.get("slurm_job_id", "")
+        assert str(job_id).strip(), f"{path} has no slurm_job_id"
+        assert str(job_id) in log_ids, f"{path}: Slurm job {job_id} has no log in .snakemake/slurm_logs"
+    for path in sorted(slurm_repo.glob("data/*/dataset.nc")) + sorted(slurm_repo.glob("results/*/summary.nc")):
+        assert str(_open(path).attrs.get("slurm_job_id", "")).strip(), f"{path} has no slurm_job_id"
+
+
+def test_simulations_were_grouped(slurm_repo):
+    """Group `simulations` packs several simulations into one Slurm job."""
+    runs = _run_files(slurm_repo)
+    jobs = {str(_open(slurm_repo / path).attrs["slurm_job_id"]) for path in runs}
+    group_logs = [log for log in _slurm_logs(slurm_repo) if "group_simulations" in str(log)]
+    print(f"\n{len(runs)} simulations in {len(jobs)} Slurm jobs")
+    assert 1 <= len(jobs) < len(runs)
+    assert len(group_logs) == len(jobs)
+
+
+# Measured, not computed: the run's wall time, which summary.nc carries per run.
+TIMINGS = ["wall_time_seconds"]
+
+
+def _assert_same_data(a: xr.Dataset, b: xr.Dataset, where: str) -> None:
+    """Same variables, coordinates, dtypes and values bit for bit (NaN in the same places),
+    except TIMINGS; global attributes (history, wall time, slurm_job_id, ...) are not compared."""
+    a, b = a.drop_vars(TIMINGS, errors="ignore"), b.drop_vars(TIMINGS, errors="ignore")
+    assert set(a.variables) == set(b.variables), where
+    for name in a.variables:
+        x, y = a[name].values, b[name].values
+        assert a[name].dims == b[name].dims and x.dtype == y.dtype and x.shape == y.shape, f"{where}: {name}"
+        if x.dtype.kind in "fcmMiub":  # numbers: compare the bytes (NaN payloads, signed zeros)
+            same = np.ascontiguousarray(x).tobytes() == np.ascontiguousarray(y).tobytes()
+        else:  # strings
+            same = np.array_equal(x, y)
+        assert same, f"{where}: {name} differs between the Slurm and the local run"
+    xr.testing.assert_identical(a.drop_attrs(deep=False), b.drop_attrs(deep=False))
+
+
+def test_results_identical_to_local_run(slurm_repo, local_repo):
+    runs = _run_files(local_repo)
+    assert runs == _run_files(slurm_repo)
+    others = [p.relative_to(local_repo) for p in sorted(local_repo.glob("results/*/summary.nc"))]
+    datasets = [p.relative_to(local_repo) for p in sorted(local_repo.glob("data/*/dataset.nc"))]
+    assert len(others) == 6 and len(datasets) == 5
+    for path in runs + others + datasets:
+        local = _open(local_repo / path)
+        _assert_same_data(_open(slurm_repo / path), local, str(path))
+        if "SLURM_JOB_ID" not in os.environ:  # pytest itself is not a Slurm job
+            assert "slurm_job_id" not in local.attrs, path
