@@ -8,7 +8,9 @@ plugin, simulations grouped, is compared with a local run of the same config.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -53,44 +55,80 @@ def slurm_cluster():
             pytest.fail(f"cluster.sh down failed ({down.returncode}):\n{down.stdout}\n{down.stderr}")
 
 
-def _snakemake(repo: Path, *args: str, name: str) -> float:
-    """``timeout -k 10 TIMEOUT snakemake <args>`` in ``repo``, output in ``repo/<name>.log``;
-    returns the wall time in seconds."""
-    cmd = ["timeout", "-k", "10", str(TIMEOUT), "snakemake", *args]
-    log = repo / f"{name}.log"
-    start = time.monotonic()
-    with log.open("w") as out:
-        proc = subprocess.run(cmd, cwd=repo, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    elapsed = time.monotonic() - start
-    if proc.returncode != 0:
-        tail = log.read_text()[-8000:]
-        hint = " (timed out: hung?)" if proc.returncode in (124, 137) else ""
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}){hint} in {repo}:\n{tail}")
-    print(f"\n{name}: {elapsed:.0f} s")
-    return elapsed
+class _Snakemake:
+    """``timeout -k 10 TIMEOUT snakemake <args>`` started in ``repo`` (in the background, in a
+    session of its own), output in ``repo/<name>.log``."""
+
+    def __init__(self, repo: Path, *args: str, name: str):
+        self.cmd = ["timeout", "-k", "10", str(TIMEOUT), "snakemake", *args]
+        self.repo, self.name, self.log = repo, name, repo / f"{name}.log"
+        self.start = time.monotonic()
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(self.cmd, cwd=repo, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        self.end = None
+        self.reaper = threading.Thread(target=self._reap, daemon=True)  # notes when it ended
+        self.reaper.start()
+
+    def _reap(self) -> None:
+        self.proc.wait()
+        self.end = time.monotonic()
+
+    def wait(self) -> None:
+        returncode = self.proc.wait()
+        self.reaper.join()
+        elapsed = self.end - self.start
+        if returncode != 0:
+            hint = " (timed out: hung?)" if returncode in (124, 137) else ""
+            raise AssertionError(f"{' '.join(self.cmd)} failed ({returncode}){hint} after {elapsed:.0f} s "
+                                 f"in {self.repo}:\n{self.log.read_text()[-8000:]}")
+        print(f"\n{self.name}: {elapsed:.0f} s")
+
+    def stop(self) -> None:
+        """End the run if it is still going (after another one failed)."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
 
 
 @pytest.fixture(scope="module")
-def slurm_repo(slurm_cluster, tmp_path_factory):
-    """The smoke workflow run through Slurm with profiles/slurm (plus the test partition and
-    limits), simulations packed into group jobs."""
-    repo = copy_repository(tmp_path_factory.mktemp("slurm") / "repo", SMOKE)
-    _snakemake(
-        repo,
-        "--profile", "profiles/slurm",
-        "--profile", str(TEST_PROFILE),
-        "--workflow-profile", "none",
-        name="snakemake-slurm",
-    )
-    return repo
+def runs(slurm_cluster, tmp_path_factory):
+    """The smoke workflow run (a) through Slurm with profiles/slurm plus the test partition and
+    limits, simulations packed into group jobs, and (b) locally on 2 cores. Both at once: the
+    local run only competes for CPU time, and its results must not depend on that."""
+    slurm_repo = copy_repository(tmp_path_factory.mktemp("slurm") / "repo", SMOKE)
+    local_repo = copy_repository(tmp_path_factory.mktemp("local") / "repo", SMOKE)
+    local = _Snakemake(local_repo, "--cores", "2", name="snakemake-local")
+    try:
+        slurm = _Snakemake(
+            slurm_repo,
+            "--profile", "profiles/slurm",
+            "--profile", str(TEST_PROFILE),
+            "--workflow-profile", "none",
+            name="snakemake-slurm",
+        )
+        try:
+            slurm.wait()
+        finally:
+            slurm.stop()
+        local.wait()
+    finally:
+        local.stop()
+    return slurm_repo, local_repo
 
 
 @pytest.fixture(scope="module")
-def local_repo(slurm_repo, tmp_path_factory):
-    """The same config run locally on 2 cores (after the Slurm run, so a skip skips both)."""
-    repo = copy_repository(tmp_path_factory.mktemp("local") / "repo", SMOKE)
-    _snakemake(repo, "--cores", "2", name="snakemake-local")
-    return repo
+def slurm_repo(runs):
+    return runs[0]
+
+
+@pytest.fixture(scope="module")
+def local_repo(runs):
+    return runs[1]
 
 
 def _n_simulations() -> int:
@@ -168,9 +206,12 @@ def test_results_identical_to_local_run(slurm_repo, local_repo):
     assert runs == _run_files(slurm_repo)
     others = [p.relative_to(local_repo) for p in sorted(local_repo.glob("results/*/summary.nc"))]
     datasets = [p.relative_to(local_repo) for p in sorted(local_repo.glob("data/*/dataset.nc"))]
-    assert len(others) == 6 and len(datasets) == 5
+    config = yaml.safe_load(SMOKE.read_text())
+    assert len(others) == len(config["experiments"]) and len(datasets) == len(config["datasets"])
     for path in runs + others + datasets:
-        local = _open(local_repo / path)
-        _assert_same_data(_open(slurm_repo / path), local, str(path))
+        local, remote = _open(local_repo / path), _open(slurm_repo / path)
+        _assert_same_data(remote, local, str(path))
+        for key in ("linflow_version", "parameters", "parameters_hash"):  # same code, same inputs
+            assert remote.attrs[key] == local.attrs[key], f"{path}: {key}"
         if "SLURM_JOB_ID" not in os.environ:  # pytest itself is not a Slurm job
             assert "slurm_job_id" not in local.attrs, path

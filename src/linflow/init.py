@@ -102,12 +102,12 @@ def compress(problem: ReducedProblem, U: np.ndarray, V: np.ndarray) -> Compresse
     the whole trajectory of ``G = Z Z^T`` and ``K = Z U2^T``.
     """
     Z = np.vstack([V, problem.Phi1.T @ U])
-    U2 = problem.Phi2.T @ U
     h = Z.shape[1]
     if h <= Z.shape[0]:
-        return CompressedInit(Zc=Z, U2c=U2, width=h)
+        return CompressedInit(Zc=Z, U2c=problem.Phi2.T @ U, width=h)
     Q, R = np.linalg.qr(Z.T)
-    return CompressedInit(Zc=R.T.copy(), U2c=U2 @ Q, width=h)
+    # Phi2^T (U Q) costs n h k, not the (n - r) n h of forming Phi2^T U first.
+    return CompressedInit(Zc=R.T.copy(), U2c=problem.Phi2.T @ (U @ Q), width=h)
 
 
 def wishart(

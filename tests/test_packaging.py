@@ -1,0 +1,46 @@
+"""pyproject.toml, environment.yml and the rules' conda env declare the same dependencies."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+from conftest import REPO
+
+CONDA_NAMES = {"matplotlib": "matplotlib-base", "seaborn": "seaborn-base", "netcdf4": "netcdf4"}
+
+
+def pip_requirements(items):
+    out = {}
+    for item in items:
+        match = re.match(r"^([A-Za-z0-9_.\-]+)(?:\[[^\]]*\])?\s*(>=\s*[\d.]+)?", item)
+        name = match.group(1).lower()
+        if name != "linflow":
+            out[CONDA_NAMES.get(name, name)] = (match.group(2) or "").replace(" ", "")
+    return out
+
+
+def conda_requirements(path):
+    out = {}
+    for item in yaml.safe_load(path.read_text())["dependencies"]:
+        if isinstance(item, str):
+            name, _, bound = item.partition(" ")
+            out[name.lower()] = bound.replace(" ", "")
+    return out
+
+
+def test_environment_files_match_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = pip_requirements(project["dependencies"])
+    extras = {}
+    for group in project["optional-dependencies"].values():
+        extras.update(pip_requirements(group))
+    development = conda_requirements(REPO / "environment.yml")
+    rules_env = conda_requirements(REPO / "workflow" / "envs" / "linflow.yaml")
+    for name, bound in {**runtime, **extras}.items():
+        assert development.get(name) == bound, f"environment.yml: {name} {development.get(name)} != {bound}"
+    for name, bound in runtime.items():
+        assert rules_env.get(name) == bound, f"workflow/envs/linflow.yaml: {name} {rules_env.get(name)} != {bound}"
+    assert development["python"] == rules_env["python"] == project["requires-python"]
