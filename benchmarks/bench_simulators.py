@@ -337,18 +337,22 @@ def machine_info(default_threads) -> list[str]:
     return info
 
 
+def fmt_seconds(x: float) -> str:
+    return f"{x:,.0f}" if x >= 1000 else f"{x:.4g}"
+
+
 def fmt_row(r: Row) -> str:
     peak = f"{r.peak_mib:.1f}" if r.peak_mib is not None else "n/a"
     thr = r.threads if r.threads is not None else "?"
     width = f"1e{round(np.log10(r.width))}" if r.width >= 10**5 and r.width == 10 ** round(np.log10(r.width)) else str(r.width)
-    return (f"| {r.method} | {width} | {r.sampling} | {thr} | {r.count} | {r.seconds:.4g} | {r.kind} | "
+    return (f"| {r.method} | {width} | {r.sampling} | {thr} | {r.count} | {fmt_seconds(r.seconds)} | {r.kind} | "
             f"{r.spread} | {peak} | {r.load:.1f} | {r.agreement} |")
 
 
 def verdict(rows: list[Row], h: int, default_threads) -> list[str]:
     explicit = [r for r in rows if r.method == "gd_explicit" and r.width == h and "fixed" not in r.kind][0]
     flows = [r for r in rows if r.method == "flow" and r.width == h]
-    out = [f"gd_explicit to the loss threshold at h = {h}: {explicit.seconds:.4g} s ({explicit.kind.replace('**', '')}).", ""]
+    out = [f"gd_explicit to the loss threshold at h = {h}: {fmt_seconds(explicit.seconds)} s ({explicit.kind.replace('**', '')}).", ""]
     out += ["| flow run at h = %d | flow s | speedup | >= %gx? | < %g s? |" % (h, SPEEDUP_TARGET, FLOW_TARGET_SECONDS),
             "|---|---:|---:|---|---|"]
     for r in flows:

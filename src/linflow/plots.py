@@ -211,31 +211,37 @@ def fig_tightness(paths, plt, sns):
 
 
 def fig_conditioning(paths, plt, sns):
-    """Rate and distance against the condition number of X, with the bounds."""
+    """Rate and distance against the condition number of X, per width, with the bounds."""
     import pandas as pd
 
     rows = []
     for summary in _summaries(paths):
-        cond = np.sqrt(summary["lam_1"].values / summary["lam_r"].values)
         ok = summary["status"].values == "converged"
-        rows.append(pd.DataFrame({
-            "condition number": np.round(cond[ok], 6),
-            "fitted rate": summary["fitted_rate"].values[ok],
-            "Cor. 4 rate": summary["rate_cor4"].values[ok],
-            "Thm. 3 rate": summary["rate_thm3_0"].values[ok],
-            "distance (Frobenius)": summary["final_distance_fro"].values[ok],
-            "Thm. 12 bound": summary["theorem12_bound"].values[ok],
-        }))
+        frame = pd.DataFrame({
+            "condition number": np.round(np.sqrt(summary["lam_1"].values / summary["lam_r"].values), 6),
+            "width": summary["run_width"].values,
+            "fitted rate": summary["fitted_rate"].values,
+            "Cor. 4 rate": summary["rate_cor4"].values,
+            "Thm. 3 rate": summary["rate_thm3_0"].values,
+            "distance (Frobenius)": summary["final_distance_fro"].values,
+            "Thm. 12 bound": summary["theorem12_bound"].values,
+        })
+        rows.append(frame[ok])
     data = pd.concat(rows, ignore_index=True)
-    long_rate = data.melt(id_vars="condition number", value_vars=["fitted rate", "Cor. 4 rate", "Thm. 3 rate"],
+    data["width"] = data["width"].map(lambda w: f"h = {w}")
+    keys = ["condition number", "width"]
+    long_rate = data.melt(id_vars=keys, value_vars=["fitted rate", "Cor. 4 rate", "Thm. 3 rate"],
                           var_name="quantity", value_name="rate")
-    long_dist = data.melt(id_vars="condition number", value_vars=["distance (Frobenius)", "Thm. 12 bound"],
+    long_dist = data.melt(id_vars=keys, value_vars=["distance (Frobenius)", "Thm. 12 bound"],
                           var_name="quantity", value_name="distance")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
-    sns.lineplot(data=long_rate, x="condition number", y="rate", hue="quantity", marker="o", ax=axes[0])
-    sns.lineplot(data=long_dist, x="condition number", y="distance", hue="quantity", marker="o", ax=axes[1])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    sns.lineplot(data=long_rate, x="condition number", y="rate", hue="width", style="quantity", marker="o",
+                 errorbar=("ci", 95), ax=axes[0])
+    sns.lineplot(data=long_dist, x="condition number", y="distance", hue="width", style="quantity", marker="o",
+                 errorbar=("ci", 95), ax=axes[1])
     for ax in axes:
         ax.set(xscale="log", yscale="log")
+        ax.legend(fontsize=6)
     return fig
 
 
