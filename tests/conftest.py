@@ -7,7 +7,12 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
+# Single-threaded BLAS, as in the workflow's jobs: the matrices are small, and threads only
+# contend on a loaded 2-core CI machine (set before NumPy loads its BLAS).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]

@@ -32,7 +32,8 @@ def runs(tmp_path_factory):
 
 
 def aggregate_to(tmp_path, paths):
-    out = dict(summary_nc=tmp_path / "s.nc", summary_csv=tmp_path / "s.csv", runs_csv=tmp_path / "r.csv")
+    out = dict(summary_nc=tmp_path / "s.nc", summary_csv=tmp_path / "s.csv", runs_csv=tmp_path / "r.csv",
+               fits_csv=tmp_path / "f.csv")
     ds = aggregate.aggregate_files(paths, experiment="test", **out)
     return ds, pd.read_csv(out["summary_csv"]), pd.read_csv(out["runs_csv"])
 
@@ -83,7 +84,7 @@ def test_corrupt_run_file_is_named(tmp_path, runs):
         aggregate_to(tmp_path, [runs[1], truncated])
     code = cli.main(["aggregate", str(runs[1]), str(truncated), "--experiment", "x",
                      "--summary-nc", str(tmp_path / "a.nc"), "--summary-csv", str(tmp_path / "a.csv"),
-                     "--runs-csv", str(tmp_path / "b.csv")])
+                     "--runs-csv", str(tmp_path / "b.csv"), "--fits-csv", str(tmp_path / "c.csv")])
     assert code == 2 and not (tmp_path / "a.nc").exists()
 
 

@@ -108,7 +108,6 @@ def runs(slurm_cluster, tmp_path_factory):
             slurm_repo,
             "--profile", "profiles/slurm",
             "--profile", str(TEST_PROFILE),
-            "--workflow-profile", "none",
             name="snakemake-slurm",
         )
         try:
@@ -181,14 +180,9 @@ def test_simulations_were_grouped(slurm_repo):
     assert len(group_logs) == len(jobs)
 
 
-# Measured, not computed: the run's wall time, which summary.nc carries per run.
-TIMINGS = ["wall_time_seconds"]
-
-
 def _assert_same_data(a: xr.Dataset, b: xr.Dataset, where: str) -> None:
-    """Same variables, coordinates, dtypes and values bit for bit (NaN in the same places),
-    except TIMINGS; global attributes (history, wall time, slurm_job_id, ...) are not compared."""
-    a, b = a.drop_vars(TIMINGS, errors="ignore"), b.drop_vars(TIMINGS, errors="ignore")
+    """Same variables, coordinates, dtypes and values bit for bit (NaN in the same places);
+    global attributes (history, wall time, slurm_job_id, ...) are not compared."""
     assert set(a.variables) == set(b.variables), where
     for name in a.variables:
         x, y = a[name].values, b[name].values

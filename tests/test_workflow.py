@@ -53,7 +53,7 @@ def test_all_outputs_exist_with_the_schema(smoke_repo):
         for key in ("linflow_version", "git_commit", "parameters", "parameters_hash", "history"):
             assert key in ds.attrs
     for name in config["experiments"]:
-        for suffix in ("summary.nc", "summary.csv", "runs.csv"):
+        for suffix in ("summary.nc", "summary.csv", "runs.csv", "fits.csv"):
             assert (smoke_repo / "results" / name / suffix).stat().st_size > 0
     summary = xr.open_dataset(smoke_repo / "results" / "implicit_bias" / "summary.nc", engine="netcdf4")
     assert np.all(np.isfinite(summary["slope_fro"].values))

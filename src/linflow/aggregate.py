@@ -73,7 +73,6 @@ def run_table(paths, bound_rtol: float = 1e-8) -> pd.DataFrame:
             "method": params.get("method"),
             "alpha": params.get("alpha"),
             "status": status,
-            "wall_time_seconds": float(ds.attrs.get("wall_time_seconds", np.nan)),
         }
         row.update({name: float(ds[name]) for name in RUN_SCALARS})
         rows.append(row)
@@ -172,8 +171,11 @@ def summary_dataset(table: pd.DataFrame, per_width: pd.DataFrame, per_case: pd.D
     return ds
 
 
-def aggregate_files(paths, *, experiment: str, summary_nc, summary_csv, runs_csv, bound_rtol: float = 1e-8) -> xr.Dataset:
-    """Read run files, check the bounds, and write ``summary.nc``, ``summary.csv``, ``runs.csv``."""
+def aggregate_files(
+    paths, *, experiment: str, summary_nc, summary_csv, runs_csv, fits_csv, bound_rtol: float = 1e-8
+) -> xr.Dataset:
+    """Read run files, check the bounds, and write ``summary.nc`` and the CSV tables: per (case,
+    width) ``summary.csv``, per run ``runs.csv``, per case (fitted exponent vs theory) ``fits.csv``."""
     table = run_table([Path(p) for p in paths], bound_rtol)
     per_width, per_case = summarize(table)
     ds = summary_dataset(table, per_width, per_case, experiment)
@@ -182,6 +184,7 @@ def aggregate_files(paths, *, experiment: str, summary_nc, summary_csv, runs_csv
     tidy.insert(0, "experiment", experiment)
     _write_csv(tidy, summary_csv)
     _write_csv(table.assign(experiment=experiment), runs_csv)
+    _write_csv(per_case.assign(experiment=experiment), fits_csv)
     return ds
 
 

@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary-nc", required=True, type=Path, help="summary NetCDF to write")
     p.add_argument("--summary-csv", required=True, type=Path, help="per-width CSV table to write")
     p.add_argument("--runs-csv", required=True, type=Path, help="per-run CSV table to write")
+    p.add_argument("--fits-csv", required=True, type=Path, help="per-case CSV table of fitted exponents")
     p.add_argument("--bound-rtol", type=_positive_float, default=1e-8,
                    help="relative slack allowed before a bound violation is an error")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -222,10 +223,10 @@ def cmd_simulate(args) -> None:
 def cmd_aggregate(args) -> None:
     from . import aggregate
 
-    _refuse_existing([args.summary_nc, args.summary_csv, args.runs_csv], args.overwrite)
+    _refuse_existing([args.summary_nc, args.summary_csv, args.runs_csv, args.fits_csv], args.overwrite)
     aggregate.aggregate_files(
         args.runs, experiment=args.experiment, summary_nc=args.summary_nc, summary_csv=args.summary_csv,
-        runs_csv=args.runs_csv, bound_rtol=args.bound_rtol,
+        runs_csv=args.runs_csv, fits_csv=args.fits_csv, bound_rtol=args.bound_rtol,
     )
 
 

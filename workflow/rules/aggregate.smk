@@ -8,6 +8,7 @@ rule aggregate:
         nc="results/{experiment}/summary.nc",
         csv="results/{experiment}/summary.csv",
         runs_csv="results/{experiment}/runs.csv",
+        fits_csv="results/{experiment}/fits.csv",
     log:
         "logs/aggregate/{experiment}.log",
     params:
@@ -19,4 +20,5 @@ rule aggregate:
         ENV
     shell:
         "python -m linflow aggregate {input.runs} --experiment {wildcards.experiment} "
-        "--summary-nc {output.nc} --summary-csv {output.csv} --runs-csv {output.runs_csv} > {log} 2>&1"
+        "--summary-nc {output.nc} --summary-csv {output.csv} --runs-csv {output.runs_csv} "
+        "--fits-csv {output.fits_csv} > {log} 2>&1"

@@ -4,12 +4,17 @@ import os
 from pathlib import Path
 
 SOURCE = Path(workflow.basedir) / "src" / "linflow"
-# Every rule runs this checkout's linflow (the code whose hash the params track), whether or
-# not the package is installed: jobs inherit this PYTHONPATH (also inside Slurm jobs, which
-# re-read this file). The conda env of the rules only provides the dependencies. Relative to
-# the working directory, so moving the checkout reruns nothing.
+# Environment of every job (inherited, also inside Slurm jobs, which re-read this file):
+# - PYTHONPATH: run this checkout's linflow (the code whose hash the params track), installed
+#   or not; the rules' conda env only provides the dependencies. Relative to the working
+#   directory, so moving the checkout reruns nothing.
+# - single-threaded BLAS: runs are small, and bit-for-bit results must not depend on --cores,
+#   on the machine's load or on the CPUs a Slurm job is bound to.
 os.environ.update(
-    PYTHONPATH=os.pathsep.join(filter(None, [os.path.relpath(SOURCE.parent), os.environ.get("PYTHONPATH")]))
+    OMP_NUM_THREADS="1",
+    OPENBLAS_NUM_THREADS="1",
+    MKL_NUM_THREADS="1",
+    PYTHONPATH=os.pathsep.join(filter(None, [os.path.relpath(SOURCE.parent), os.environ.get("PYTHONPATH")])),
 )
 ENV = "../envs/linflow.yaml"
 

@@ -1,5 +1,4 @@
 # Stage 2: one simulation per (experiment, case, width, seed), one run record each.
-# Single-threaded BLAS: runs are small, and bit-for-bit results must not depend on --cores.
 
 
 rule simulate:
@@ -21,7 +20,6 @@ rule simulate:
     conda:
         ENV
     shell:
-        "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 "
         "python -m linflow simulate --dataset {input.dataset} --experiment {wildcards.experiment} "
         "--case {wildcards.case} --width {wildcards.width} --seed {wildcards.seed} "
         "{params.flags} --output {output} > {log} 2>&1"
