@@ -201,3 +201,12 @@ def test_bad_input_raises_clear_value_error(rng, kwargs, match):
     options = {k: v for k, v in kwargs.items() if k not in args}
     with pytest.raises(ValueError, match=match):
         linflow.simulate(args["X"], args["Y"], args["U0"], args["V0"], **options)
+
+
+def test_start_at_a_global_minimum_converges_at_once():
+    X = np.eye(3)[:2]
+    U0, V0 = np.ones((3, 4)), 0.5 * np.ones((1, 4))
+    for method in ("flow", "gd"):
+        ds = linflow.simulate(X, X @ U0 @ V0.T, U0, V0, method=method, step=0.1)
+        assert ds["status"].item() == "converged" and ds.sizes["time"] == 1
+        assert float(ds["excess_loss"][0]) == 0.0

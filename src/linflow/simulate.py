@@ -422,7 +422,10 @@ def simulate(
     if loss_threshold is not None:
         target = max(target, loss_threshold / objective_scale)
 
-    if method == "flow":
+    if method == "flow" and excess0 <= target:  # already fitted: no event can fire
+        traj = Trajectory(np.zeros(1), None, compressed.Zc[None], compressed.U2c, "converged",
+                          "excess loss at the target from the start", 0, True)
+    elif method == "flow":
         traj = _flow(problem, compressed, target, max_time, rtol, atol, points_per_decade)
     else:
         step = _positive("step", step)
