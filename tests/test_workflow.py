@@ -112,33 +112,36 @@ def edit_config(repo, change):
     return EditedFile(repo / "config.yaml", edit)
 
 
-def test_parameter_change_reruns_only_that_experiment(smoke_repo):
-    def change(config):
-        config["experiments"]["factorization"]["simulation"]["step"] = 0.04
+def _set(*path_and_value):
+    *path, key, value = path_and_value
 
-    with edit_config(smoke_repo, change):
-        jobs = scheduled_jobs(smoke_repo)
+    def change(config):
+        node = config
+        for part in path:
+            node = node[part]
+        node[key] = value
+
+    return change
+
+
+CONFIG_CHANGES = [
     # factorization: 2 runs, its summary, and the two figures that read its runs.
-    assert jobs == Counter(simulate=2, aggregate=1, figure=2, all=1)
-
-
-def test_added_seed_runs_only_new_runs(smoke_repo):
-    def change(config):
-        config["experiments"]["implicit_bias"]["seeds"] = 3
-
-    with edit_config(smoke_repo, change):
-        jobs = scheduled_jobs(smoke_repo)
+    ("experiment parameter", _set("experiments", "factorization", "simulation", "step", 0.04),
+     Counter(simulate=2, aggregate=1, figure=2, all=1)),
     # One new seed at each of 3 widths; implicit_bias feeds fig7 and bound_tightness.
-    assert jobs == Counter(simulate=3, aggregate=1, figure=2, all=1)
+    ("added seed", _set("experiments", "implicit_bias", "seeds", 3), Counter(simulate=3, aggregate=1, figure=2, all=1)),
+    ("added width", _set("experiments", "implicit_bias", "widths", [50, 200, 800, 1600]),
+     Counter(simulate=2, aggregate=1, figure=2, all=1)),
+    # kappa_10 feeds conditioning_10 (2 widths x 2 seeds) and the conditioning figure.
+    ("dataset parameter", _set("datasets", "kappa_10", "noise", 0.02),
+     Counter(dataset=1, simulate=4, aggregate=1, figure=1, all=1)),
+]
 
 
-def test_dataset_change_reruns_its_experiments(smoke_repo):
-    def change(config):
-        config["datasets"]["kappa_10"]["noise"] = 0.02
-
+@pytest.mark.parametrize("label,change,expected", CONFIG_CHANGES, ids=[c[0] for c in CONFIG_CHANGES])
+def test_config_change_reruns_exactly_what_depends_on_it(smoke_repo, label, change, expected):
     with edit_config(smoke_repo, change):
-        jobs = scheduled_jobs(smoke_repo)
-    assert jobs == Counter(dataset=1, simulate=4, aggregate=1, figure=1, all=1)
+        assert scheduled_jobs(smoke_repo) == expected
 
 
 def test_plotting_code_change_reruns_only_figures(smoke_repo):
