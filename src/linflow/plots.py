@@ -161,10 +161,15 @@ def fig_exponents(paths, plt, sns):
         alpha = summary["alpha"].values
         order = np.argsort(alpha)
         theory_exp = summary["theory_exponent"].values[order]
-        slope = summary["slope_fro"].values[order]
-        lo, hi = summary["slope_fro_ci_low"].values[order], summary["slope_fro_ci_high"].values[order]
-        axes[0].errorbar(theory_exp, slope, yerr=np.vstack([slope - lo, hi - slope]), fmt="o", capsize=3,
-                         label="fitted slope (95% CI)")
+        for prefix, shift, fmt, label in (
+            ("slope_fro", -0.004, "o", "fitted slope, all widths (95% CI)"),
+            ("slope_upper_fro", 0.004, "s",
+             f"fitted slope, widths >= {int(summary['upper_min_width'].values.min())} (95% CI)"),
+        ):
+            slope = summary[prefix].values[order]
+            lo, hi = summary[f"{prefix}_ci_low"].values[order], summary[f"{prefix}_ci_high"].values[order]
+            axes[0].errorbar(theory_exp + shift, slope, yerr=np.vstack([slope - lo, hi - slope]), fmt=fmt,
+                             capsize=3, ms=4, label=label)
         line = np.array([np.nanmin(theory_exp), np.nanmax(theory_exp)])
         axes[0].plot(line, line, color="k", lw=1, ls="--", label="identity")
         palette = sns.color_palette("viridis", n_colors=summary.sizes["case"])
