@@ -25,6 +25,9 @@ from .theory import ReducedProblem
 
 ENGINE = "netcdf4"
 
+#: Values of the ``status`` variable of a run record.
+STATUSES = ("converged", "not_converged", "diverged", "failed")
+
 #: Run-record variables on dimension ``time``: (units, long_name).
 TIME_VARIABLES = {
     "loss": ("1", "training loss 1/2 ||Y - X U V^T||_F^2"),
@@ -168,7 +171,7 @@ def run_record(
     data_vars["converged"] = xr.Variable((), np.bool_(status == "converged"),
                                          attrs={"long_name": "run reached its stopping target"})
     data_vars["status"] = xr.Variable((), np.array(status, dtype=object), attrs={
-        "long_name": "converged | not_converged | diverged | failed"})
+        "long_name": "how the run ended", "flag_meanings": " ".join(STATUSES)})
     coords = {"time": _with_attrs(np.asarray(diag["time"], dtype=np.float64), ("time",), "1",
                                   "gradient-flow time of the 1/2 ||.||_F^2 loss")}
     if diag.get("step") is not None:

@@ -32,7 +32,6 @@ from .theory import ReducedProblem
 
 METHODS = ("flow", "gd", "gd_explicit")
 LOSS_SCALES = ("half", "mean")
-STATUSES = ("converged", "not_converged", "diverged", "failed")
 
 
 @dataclass
