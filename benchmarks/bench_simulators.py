@@ -276,7 +276,7 @@ def bench_wishart(X, Y, widths, repeats, default_threads) -> list[Row]:
 
 PROFILE_PARTS = {  # (file fragment, function name) -> label
     ("linflow/theory.py", "reduce_problem"): "reduce_problem (full SVD of X, every call)",
-    ("linflow/init.py", "compress"): "compress (QR of the h x (m+r) weights)",
+    ("linflow/init.py", "compress"): "compress (factor of the h x (m+r) weights)",
     ("linflow/simulate.py", "_flow"): "_flow (DOP853 integration)",
     ("linflow/simulate.py", "rhs"): "  of which: rhs evaluations",
     ("scipy/integrate/_ivp/rk.py", "rk_step"): "  of which: DOP853 stage arithmetic (rk_step)",
@@ -379,15 +379,15 @@ def write_report(path: Path, args, rows, profiles, default_threads, started, ela
         "",
         *machine_info(default_threads),
         f"- Process max RSS at the end: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB",
-        "- The machine is shared (another engineer's jobs ran concurrently): wall times are noisy, "
-        "and multithreaded BLAS on small matrices suffers most from the contention.",
+        "- The `load` column shows whether other work shared the 2 cores: above ~1 wall times are "
+        "noisy, and multithreaded BLAS on small matrices suffers most from the contention.",
         "",
         "## Setting",
         "",
         f"Fig. 7: `make_dataset(\"gaussian\", n=500, N=100, m=1, noise=0.01, rng=default_rng({DATA_SEED}))`; "
         f"Gaussian init alpha = 1/2 (`init.gaussian`, explicit) or `init.wishart(m, r, n-r, h, h**-0.5)`, "
         f"init rng `default_rng([{INIT_SEED}, h])`; `step={STEP}`, `loss_scale=\"mean\"`, "
-        f"`loss_threshold={LOSS_THRESHOLD}`. Explicit-init flow times include `compress` (QR of the weights); "
+        f"`loss_threshold={LOSS_THRESHOLD}`. Explicit-init flow times include `compress` (the O(n h) Cholesky/QR factor of the weights); "
         "Wishart sampling itself is not timed.",
         "",
         "## Results",
