@@ -38,19 +38,27 @@ def test_interrupted_sweep_resumes_without_touching_finished_runs(tmp_path):
             assert proc.poll() is None, "workflow finished before it could be interrupted"
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        # A second invocation on the same directory is refused by Snakemake's lock.
-        second = snakemake(repo, "--cores", "1", timeout=120, check=False)
-        assert second.returncode != 0 and "lock" in (second.stdout + second.stderr).lower()
+        # A second invocation on the same directory is refused by Snakemake's lock
+        # (--rerun-incomplete, or it may stop earlier, on the first run's in-progress outputs).
+        second = snakemake(repo, "--cores", "1", "--rerun-incomplete", timeout=120, check=False)
+        assert second.returncode != 0 and "Directory cannot be locked" in second.stdout + second.stderr
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the whole job tree, as a killed node would
         proc.wait()
     time.sleep(0.5)
-    before = checksums(repo)
-    assert 8 <= len(before) < total
-    for path in before:
+    existing = checksums(repo)
+    assert 8 <= len(existing) < total
+    for path in existing:
         record.open_run(path)  # every file that exists is complete (atomic writes)
 
     snakemake(repo, "--unlock", timeout=120)  # the killed run left its lock behind
+    # A job killed after its file was renamed into place but before Snakemake recorded it as
+    # done is "incomplete" to Snakemake and is rerun; every other existing run is finished.
+    dry = snakemake(repo, "-n", "--cores", "1", timeout=300, check=False)
+    listed = (dry.stdout + dry.stderr).split("Incomplete files:", 1)
+    incomplete = {line.strip() for line in listed[1].splitlines()} if len(listed) == 2 else set()
+    before = {p: c for p, c in existing.items() if str(p.relative_to(repo)) not in incomplete}
+    assert len(before) >= len(existing) - 2  # at most one job per core was caught in that window
     rerun = snakemake(repo, "--cores", "2", "--rerun-incomplete")
     output = rerun.stdout + rerun.stderr
     stats = output.split("Job stats:", 1)[1]
