@@ -210,3 +210,14 @@ def test_start_at_a_global_minimum_converges_at_once():
         ds = linflow.simulate(X, X @ U0 @ V0.T, U0, V0, method=method, step=0.1)
         assert ds["status"].item() == "converged" and ds.sizes["time"] == 1
         assert float(ds["excess_loss"][0]) == 0.0
+
+
+def test_precomputed_reduction_is_checked_and_reused(rng):
+    X, Y = random_problem(rng, 6, 10, 1)
+    U0, V0 = init.gaussian(10, 1, 20, 0.5, rng)
+    p = theory.reduce_problem(0.5 * X, Y)
+    a = linflow.simulate(X, Y, U0, V0, output_scale=0.5)
+    b = linflow.simulate(X, Y, U0, V0, output_scale=0.5, problem=p)
+    np.testing.assert_allclose(a.end_to_end, b.end_to_end, rtol=1e-9)
+    with pytest.raises(ValueError, match="not the reduction"):
+        linflow.simulate(X, Y, U0, V0, problem=p)  # reduction of 0.5 X, not of X

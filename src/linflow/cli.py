@@ -172,14 +172,14 @@ def cmd_simulate(args) -> None:
         raise UsageError(f"--delta must lie in (0, 1), got {args.delta}")
     ds_data = record.open_netcdf(args.dataset, ("X", "Y"))
     X, Y = ds_data["X"].values, ds_data["Y"].values
-    problem = theory.reduce_problem(X, Y)
+    output_scale = 1.0 if args.output_scale == "none" else (Y.shape[1] * args.width) ** -0.5
+    problem = theory.reduce_problem(output_scale * X, Y)  # once: for the init and the simulation
     rng = seeding.rng_for(args.entropy, "init", args.experiment, args.width, args.seed)
     start = init_mod.initialize(
         args.init, problem, args.width, rng, alpha=args.alpha, a=args.a, b=args.b,
         sampling=args.sampling, wishart_min_width=args.wishart_min_width,
     )
     weights = {"init": start} if isinstance(start, init_mod.CompressedInit) else {"U0": start[0], "V0": start[1]}
-    output_scale = 1.0 if args.output_scale == "none" else (Y.shape[1] * args.width) ** -0.5
     run_parameters = {
         "experiment": args.experiment, "case": args.case, "seed": args.seed, "entropy": args.entropy,
         "init": args.init, "a": args.a, "b": args.b, "sampling": args.sampling,
@@ -195,6 +195,7 @@ def cmd_simulate(args) -> None:
         alpha=args.alpha if args.init in ("gaussian", "invariant") else None, delta=args.delta,
         attrs={"run_parameters": run_parameters, "experiment": args.experiment, "case": args.case,
                "seed": args.seed, "dataset": str(args.dataset)},
+        problem=problem,
     )
     record.write_netcdf(ds, args.output)
     print(f"{args.output}: status={ds['status'].item()} final_distance_fro={float(ds['final_distance_fro']):.6e} "

@@ -331,6 +331,7 @@ def simulate(
     alpha: float | None = None,
     delta: float = 0.1,
     attrs: dict | None = None,
+    problem: ReducedProblem | None = None,
 ) -> xr.Dataset:
     """Simulate training of ``f(x) = output_scale * V U^T x`` from ``(U0, V0)`` or ``init``.
 
@@ -353,6 +354,8 @@ def simulate(
         this multiple of its initial value (or is not finite).
     alpha, delta : Gaussian-init exponent and confidence, for the Theorem 12 bound.
     attrs : extra provenance attributes for the record.
+    problem : the reduction ``theory.reduce_problem(output_scale * X, Y)`` if the caller already
+        has it (e.g. to build the initialization); computed here otherwise.
 
     Returns
     -------
@@ -385,7 +388,12 @@ def simulate(
         raise ValueError(f"delta must lie in (0, 1), got {delta!r}")
 
     X_eff = output_scale * X
-    problem = theory.reduce_problem(X_eff, Y)
+    if problem is None:
+        problem = theory.reduce_problem(X_eff, Y)
+    elif (problem.W.shape[0], problem.n, problem.m) != (X.shape[0], X.shape[1], Y.shape[1]) or not (
+        np.allclose((problem.W * problem.s) @ problem.Phi1.T, X_eff) and np.allclose(problem.W.T @ Y, problem.Yt)
+    ):
+        raise ValueError("problem is not the reduction of (output_scale * X, Y)")
     if problem.r == 0:
         raise ValueError("X has rank 0: there is nothing to fit")
     n, m, r = X.shape[1], Y.shape[1], problem.r
