@@ -8,7 +8,7 @@ from scipy.integrate import solve_ivp
 
 import linflow
 from linflow import aggregate, init, theory
-from linflow.simulate import _flow
+from linflow.kernels import flow as _flow
 from conftest import random_problem
 
 
@@ -187,9 +187,9 @@ def test_time_limit_gives_not_converged(rng):
         (dict(U0=np.ones((9, 20))), "U0 must have n = 10 rows"),
         (dict(V0=np.ones((2, 20))), "V0 must have m = 1 rows"),
         (dict(V0=np.ones((1, 21))), "same width"),
-        (dict(method="euler"), "method must be one of flow, gd, gd_explicit"),
-        (dict(method="gd"), "step must be a positive"),
-        (dict(alpha=0.2), r"alpha must lie in \(1/4, 1/2\]"),
+        (dict(method="euler"), "method: .euler. is not allowed; allowed: one of flow, gd, gd_explicit, sgd, sgd_explicit"),
+        (dict(method="gd"), "step is required for method"),
+        (dict(alpha=0.2), r"alpha: expected a number in \(0.25, 0.5\]"),
         (dict(U0=np.full((10, 20), np.inf)), "U0 contains NaN"),
     ],
 )

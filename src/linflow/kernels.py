@@ -1,0 +1,171 @@
+"""Simulators on the width-independent state: exact gradient flow, gradient descent.
+
+A simulator advances a factor ``Zc`` of the Gram matrix ``G = Z Z^T`` of ``Z = [V; U1]``
+(THEORY.md, "A width-independent exact formulation") and returns a :class:`Trajectory` of
+snapshots at the recorded points; :mod:`linflow.diagnostics` turns it into the paper's
+quantities. ``gd_explicit`` is the naive reference on the full ``n x h`` weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from . import theory
+from .init import CompressedInit, compress
+from .theory import ReducedProblem
+
+@dataclass
+class Trajectory:
+    """Raw output of a simulator: snapshots of the compressed state at recorded points."""
+
+    time: np.ndarray  # T
+    step: np.ndarray | None  # T, gradient-descent iteration (None for flow)
+    Zc: np.ndarray  # T x (m + r) x k
+    U2c: np.ndarray  # (n - r) x k, or T x (n - r) x k
+    status: str
+    message: str
+    n_evaluations: int
+    conserved_basis: bool  # True when every Zc[t] lives in the same k-dim basis
+
+
+
+
+def _log_grid(first: float, last: float, per_decade: int) -> np.ndarray:
+    decades = max(np.log10(last / first), 1e-9)
+    grid = np.logspace(np.log10(first), np.log10(last), int(np.ceil(decades * per_decade)) + 1)
+    grid[0], grid[-1] = first, last  # exact ends: solve_ivp rejects t_eval beyond t_span
+    return grid
+
+
+# ---------------------------------------------------------------------------
+# Simulators on the compressed state
+# ---------------------------------------------------------------------------
+
+
+def error(s, Yt, Zc, m):
+    """Reduced error ``E = W^T Y - S U1 V^T`` of the factor ``Zc`` (rows: ``V``, then ``U1``)."""
+    return theory.residual(s, Yt, Zc[m:] @ Zc[:m].T)
+
+
+def flow(problem: ReducedProblem, init: CompressedInit, target, max_time, rtol, atol, per_decade) -> Trajectory:
+    """Integrate ``dZc/dt = A(E) Zc`` (``dV/dt = E^T S U1``, ``dU1/dt = S E V``)."""
+    s, Yt, m = problem.s, problem.Yt, problem.m
+    shape = init.Zc.shape
+
+    def rhs(_t, y):
+        Z = y.reshape(shape)
+        SE = s[:, None] * error(s, Yt, Z, m)
+        return np.concatenate([(SE.T @ Z[m:]).ravel(), (SE @ Z[:m]).ravel()])
+
+    def reached_target(_t, y):
+        return theory.excess_loss(error(s, Yt, y.reshape(shape), m)) - target
+
+    reached_target.terminal = True
+    reached_target.direction = -1
+
+    # The fastest time scale is about lam_1 ||G0||; record from well below it, log-spaced.
+    speed = problem.lam_1 * max(np.linalg.norm(init.Zc, 2) ** 2, 1e-300) + np.linalg.norm(problem.Yt) * problem.s[0]
+    first = min(1e-3 / speed, max_time * 1e-9)
+    t_eval = np.concatenate([[0.0], _log_grid(first, max_time, per_decade)])
+    sol = solve_ivp(
+        rhs,
+        (0.0, max_time),
+        init.Zc.ravel(),
+        method="DOP853",
+        t_eval=t_eval,
+        events=reached_target,
+        rtol=rtol,
+        atol=atol,
+    )
+    times, states = list(sol.t), list(sol.y.T)
+    if sol.status == 1:  # terminal event: the target was reached
+        times.append(float(sol.t_events[0][0]))
+        states.append(sol.y_events[0][0])
+        status, message = "converged", "excess loss reached the target"
+    elif sol.status == 0:
+        status, message = "not_converged", f"time limit {max_time:g} reached before the target"
+    else:
+        status, message = "failed", f"integrator failed: {sol.message}"
+    Zc = np.asarray(states).reshape((len(states),) + shape)
+    if not np.all(np.isfinite(Zc)):
+        status, message = "failed", "integrator produced non-finite states"
+        keep = np.all(np.isfinite(Zc), axis=(1, 2))
+        Zc, times = Zc[keep], list(np.asarray(times)[keep])
+    return Trajectory(np.asarray(times), None, Zc, init.U2c, status, message, int(sol.nfev), True)
+
+
+def _record_steps(max_steps: int, per_decade: int) -> np.ndarray:
+    steps = np.unique(np.rint(_log_grid(1.0, max(max_steps, 1), per_decade)).astype(np.int64))
+    return np.concatenate([[0], steps[steps <= max_steps]])
+
+
+def _diverged(excess, excess0, divergence_factor) -> bool:
+    return not np.isfinite(excess) or excess > divergence_factor * max(excess0, np.finfo(float).tiny)
+
+
+def gd(problem, init, eta, target, max_steps, per_decade, divergence_factor) -> Trajectory:
+    """Gradient descent ``Zc <- (I + eta A(E)) Zc`` (exact in the width-independent variables)."""
+    s, Yt, m = problem.s, problem.Yt, problem.m
+    record = set(_record_steps(max_steps, per_decade).tolist())
+    Z = init.Zc.copy()
+    snapshots, steps = [], []
+    excess0 = theory.excess_loss(error(s, Yt, Z, m))
+    status, message = "not_converged", f"step limit {max_steps} reached before the target"
+    for k in range(max_steps + 1):
+        E = error(s, Yt, Z, m)
+        excess = theory.excess_loss(E)
+        if _diverged(excess, excess0, divergence_factor):
+            status, message = "diverged", f"excess loss {excess:.3e} at step {k} (initial {excess0:.3e})"
+            break
+        done = excess <= target
+        if k in record or done or k == max_steps:
+            snapshots.append(Z.copy())
+            steps.append(k)
+        if done:
+            status, message = "converged", "excess loss reached the target"
+            break
+        if k == max_steps:
+            break
+        SE = s[:, None] * E
+        Z = np.vstack([Z[:m] + eta * (SE.T @ Z[m:]), Z[m:] + eta * (SE @ Z[:m])])
+    steps = np.asarray(steps)
+    return Trajectory(eta * steps, steps, np.asarray(snapshots), init.U2c, status, message, int(k + 1), True)
+
+
+def gd_explicit(problem, X, Y, U, V, eta, target, max_steps, per_decade, divergence_factor) -> Trajectory:
+    """Naive gradient descent on the full weights: ``V += eta R^T X U``, ``U += eta X^T R V``."""
+    record = set(_record_steps(max_steps, per_decade).tolist())
+    U, V = U.copy(), V.copy()
+    snapshots, steps = [], []
+    excess0 = None
+    status, message = "not_converged", f"step limit {max_steps} reached before the target"
+    for k in range(max_steps + 1):
+        XU = X @ U
+        R = Y - XU @ V.T
+        # Excess loss from the reduced error, as for the other methods (no L - L* cancellation).
+        excess = theory.excess_loss(problem.W.T @ R)
+        excess0 = excess if excess0 is None else excess0
+        if _diverged(excess, excess0, divergence_factor):
+            status, message = "diverged", f"excess loss {excess:.3e} at step {k} (initial {excess0:.3e})"
+            break
+        done = excess <= target
+        if k in record or done or k == max_steps:
+            c = compress(problem, U, V)
+            snapshots.append((c.Zc, c.U2c))
+            steps.append(k)
+        if done:
+            status, message = "converged", "excess loss reached the target"
+            break
+        if k == max_steps:
+            break
+        V, U = V + eta * (R.T @ XU), U + eta * (X.T @ (R @ V))
+    steps = np.asarray(steps)
+    Zc = np.asarray([z for z, _ in snapshots])
+    U2c = np.asarray([u for _, u in snapshots])
+    return Trajectory(eta * steps, steps, Zc, U2c, status, message, int(k + 1), False)
+
+
+# ---------------------------------------------------------------------------
