@@ -276,7 +276,7 @@ def bench_wishart(X, Y, widths, repeats, default_threads) -> list[Row]:
 
 PROFILE_PARTS = {  # (file fragment, function name) -> label
     ("linflow/theory.py", "reduce_problem"): "reduce_problem (full SVD of X, every call)",
-    ("linflow/init.py", "compress"): "compress (factor of the h x (m+r) weights)",
+    ("linflow/state.py", "compress"): "compress (factor of the h x (m+r) weights)",
     ("linflow/simulate.py", "_flow"): "_flow (DOP853 integration)",
     ("linflow/simulate.py", "rhs"): "  of which: rhs evaluations",
     ("scipy/integrate/_ivp/rk.py", "rk_step"): "  of which: DOP853 stage arithmetic (rk_step)",
@@ -302,7 +302,7 @@ def profile_flow(X, Y, h, threads, calls, *, U0=None, V0=None, cinit=None) -> st
         wall = (time.perf_counter() - t0) / calls
     stats = pstats.Stats(prof).stats
     total = sum(v[2] for v in stats.values())  # total tottime = profiled time
-    lines = [f"| part | s per call | share |", "|---|---:|---:|"]
+    lines = ["| part | s per call | share |", "|---|---:|---:|"]
     for (frag, name), label in PROFILE_PARTS.items():
         cum = sum(v[3] for (f, _, fn), v in stats.items() if fn == name and f.endswith(frag))
         lines.append(f"| {label} | {cum / calls:.4f} | {cum / total:.0%} |")

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 
 import linflow
-from linflow import aggregate, init, theory
+from linflow import aggregate, init, state, theory
 from linflow.kernels import flow as _flow
 from conftest import random_problem
 
@@ -18,7 +18,7 @@ def test_imbalance_is_conserved_along_flow(rng):
         X, Y = random_problem(rng, N, n, m)
         p = theory.reduce_problem(X, Y)
         U0, V0 = init.gaussian(n, m, h, 0.5, rng)
-        c = init.compress(p, 2 * U0, V0)
+        c = state.compress(p, 2 * U0, V0)
         traj = _flow(p, c, target=1e-12 * 0.5 * np.sum(p.Yt**2), max_time=1e4, rtol=1e-10, atol=1e-13,
                      per_decade=20)
         J = theory.imbalance_signature(m, p.r)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from linflow import init, theory
+from linflow import state, theory
 from conftest import random_problem
 
 
@@ -30,7 +30,7 @@ def test_imbalance_spectrum_matches_explicit_D(rng, m, h):
     U, V = rng.standard_normal((9, h)), rng.standard_normal((m, h))
     D = explicit_imbalance(p, U, V)
     full = np.sort(np.linalg.eigvalsh(D))[::-1]
-    compressed = init.compress(p, U, V)
+    compressed = state.compress(p, U, V)
     small = theory.imbalance_eigenvalues(compressed.Zc, m)
     nonzero = lambda v: np.sort(v[np.abs(v) > 1e-9 * np.abs(v).max()])
     np.testing.assert_allclose(nonzero(small), nonzero(full), rtol=1e-10, atol=1e-10)
@@ -47,7 +47,7 @@ def test_instantaneous_rate_matches_gradient_norms(rng):
     R = Y - X @ U @ V.T
     grad_sq = np.linalg.norm(X.T @ R @ V) ** 2 + np.linalg.norm(R.T @ X @ U) ** 2
     E = theory.residual(p.s, p.Yt, p.Phi1.T @ U @ V.T)
-    c = init.compress(p, U, V)
+    c = state.compress(p, U, V)
     rate = theory.loss_decrease_rate(p.s, E, c.Zc[:3], c.Zc[3:])
     assert rate == pytest.approx(grad_sq, rel=1e-11)
 

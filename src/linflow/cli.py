@@ -162,6 +162,7 @@ def cmd_dataset(args) -> None:
 
 def cmd_simulate(args) -> None:
     from . import init as init_mod
+    from .state import CompressedInit
     from . import record, seeding, theory
     from .simulate import simulate
 
@@ -179,11 +180,11 @@ def cmd_simulate(args) -> None:
         args.init, problem, args.width, rng, alpha=args.alpha, a=args.a, b=args.b,
         sampling=args.sampling, wishart_min_width=args.wishart_min_width,
     )
-    weights = {"init": start} if isinstance(start, init_mod.CompressedInit) else {"U0": start[0], "V0": start[1]}
+    weights = {"init": start} if isinstance(start, CompressedInit) else {"U0": start[0], "V0": start[1]}
     run_parameters = {
         "experiment": args.experiment, "case": args.case, "seed": args.seed, "entropy": args.entropy,
         "init": args.init, "a": args.a, "b": args.b, "sampling": args.sampling,
-        "sampled_wishart": isinstance(start, init_mod.CompressedInit),
+        "sampled_wishart": isinstance(start, CompressedInit),
         "dataset_parameters_hash": ds_data.attrs.get("parameters_hash", ""),
         "output_scale_rule": args.output_scale,
     }

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from . import theory
-from .init import CompressedInit, compress
+from .state import CompressedInit, compress
 from .theory import ReducedProblem
 
 @dataclass

@@ -29,7 +29,7 @@ import xarray as xr
 from . import parameters as P
 from . import theory
 from .diagnostics import diagnostics
-from .init import CompressedInit, compress
+from .state import CompressedInit, compress
 from .kernels import Trajectory, error, flow, gd, gd_explicit
 from .theory import ReducedProblem
 
