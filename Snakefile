@@ -8,19 +8,19 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# Defaults are not filled in here: each job's params hold exactly the parameters it uses,
+# resolved by linflow.parameters (workflow/rules/common.smk).
+validate(config, "workflow/schemas/config.schema.yaml", set_default=False)
 
 
 include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    dataset=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    experiment=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    case=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    figure=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-    width=r"\d+",
-    seed=r"\d+",
+    dataset=NAME,
+    experiment=NAME,
+    figure=NAME,
+    chunk=r"h\d+_b\d+",
 
 
 include: "workflow/rules/dataset.smk"

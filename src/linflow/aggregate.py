@@ -1,14 +1,28 @@
-"""Combine run records: Theorem 12 distances over seeds, slopes in the width, rates vs bounds.
+"""Combine a sweep's runs into a labeled cube, with statistics over seeds and fits in the width.
 
-Run files are opened, checked and closed one at a time (memory stays flat for thousands of
-files). Runs whose status is not ``converged`` are counted per width and excluded from means
-and fits. A bound of Proposition 1 or Theorem 3 violated beyond round-off raises
-:class:`BoundViolation`: they are theorems, so a violation is a bug, not a finding.
+The input is the chunk tables (one row of scalars per run, written by the chunk jobs beside
+their run files; :func:`verify_runs` checks them against the run files). The output,
+:func:`summarize`, is one :class:`xarray.Dataset`:
+
+* on ``(case, width, seed)``: every per-run scalar and the run's ``status`` (``missing`` where
+  no run exists); runs that did not converge stay in the cube, NaN where they have no value;
+* on ``case``: the case's parameters as coordinates (``init``, ``alpha``, ``a``, ``b``, ...,
+  and any simulation setting a case overrides), so ``ds.sel(case=ds.alpha == 0.4)`` works;
+* on ``(case, width)``: counts per status, mean, std and 95% t-interval of the final distances
+  over converged runs, mean rates and bounds;
+* on ``case``: the least-squares log-log slope of the distance in the width, with its 95%
+  interval, next to Theorem 12's exponent ``-(2 alpha - 1/2)``.
+
+Runs whose status is not ``converged`` are counted per width and excluded from means and fits.
+Proposition 1 and Theorem 3 are checked on every run (:mod:`linflow.checks`): a violation is
+a bug and stops the aggregation.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,75 +30,109 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from . import record, theory
+from . import checks, record, theory
+from . import parameters as P
 
-#: Per-run scalars copied into the summary.
-RUN_SCALARS = (
-    "final_distance_fro", "final_distance_op", "fitted_rate", "rate_cor4", "rate_thm3_0", "theorem12_bound",
-    "delta_plus", "delta_minus", "delta_under", "c0", "imbalance_drift", "lam_1", "lam_r", "orthogonality0",
-    "end_to_end0_fro",
-)
-
-
-class BoundViolation(RuntimeError):
-    """A theorem's bound failed on a recorded state: a bug in the simulator or the bounds."""
-
-
-def check_bounds(ds: xr.Dataset, path, rtol: float = 1e-8) -> None:
-    """Proposition 1 and Theorem 3 (pointwise, every method) and the Theorem 3 loss bound (flow).
-
-    Allows ``rtol`` relative slack (the bounds are attained in some cases, see THEORY.md).
-    """
-    inst = ds["inst_rate"].values
-    ok = np.isfinite(inst)
-    problems = []
-    scale = np.abs(inst[ok]).max(initial=0.0)
-    for name in ("rate_bound", "rate_thm3"):
-        bound = ds[name].values[ok]
-        excess = bound - inst[ok] - rtol * np.maximum(np.abs(bound), np.abs(inst[ok])) - 1e-13 * scale
-        if np.any(excess > 0):
-            i = int(np.argmax(excess))
-            problems.append(f"{name}: instantaneous rate {inst[ok][i]:.6e} < bound {bound[i]:.6e}")
-    params = json.loads(ds.attrs.get("parameters", "{}"))
-    if params.get("method") == "flow":
-        excess, bound = ds["excess_loss"].values, ds["loss_bound"].values
-        tol = rtol * bound + 1e-12 * float(excess[0])
-        if np.any(excess > bound + tol):
-            i = int(np.argmax(excess - bound - tol))
-            problems.append(f"loss_bound: excess loss {excess[i]:.6e} > Theorem 3 bound {bound[i]:.6e} at t={float(ds.time[i]):.4g}")
-    if problems:
-        raise BoundViolation(f"{path}: bound violated beyond numerical tolerance (a bug): " + "; ".join(problems))
+#: Per-run variables of the cube besides ``status`` (from the chunk tables).
+RUN_VARIABLES = tuple(record.SCALAR_VARIABLES) + tuple(record.TABLE_EXTRAS)
+RATIOS = {
+    "ratio_rate_cor4": ("fitted_rate", "rate_cor4", "measured late-phase rate / Corollary 4 rate 2 lam_r Delta(0)"),
+    "ratio_rate_thm3": ("fitted_rate", "rate_thm3_0", "measured late-phase rate / Theorem 3 rate lam_r c(0)"),
+    "ratio_distance_thm12": ("final_distance_op", "theorem12_bound",
+                             "final ||U V^T - Theta_hat||_2 / Theorem 12 bound"),
+}
+BoundViolation = checks.BoundViolation
 
 
-def run_table(paths, bound_rtol: float = 1e-8) -> pd.DataFrame:
-    """One row per run file: identity (case, width, seed), status and the scalars of RUN_SCALARS."""
-    rows = []
+def read_tables(paths) -> tuple[xr.Dataset, dict]:
+    """The chunk tables concatenated on ``run``, and the parameters of every case."""
+    tables, cases = [], {}
     for path in paths:
-        ds = record.open_run(path)
-        params = json.loads(ds.attrs.get("parameters", "{}"))
-        status = str(ds["status"].item())
-        if status == "converged":
-            check_bounds(ds, path, bound_rtol)
-        row = {
-            "file": str(path),
-            "case": str(ds.attrs.get("case", params.get("case", "default"))),
-            "width": int(ds.attrs["width"]),
-            "seed": int(ds.attrs.get("seed", params.get("seed", -1))),
-            "method": params.get("method"),
-            "alpha": params.get("alpha"),
-            "status": status,
-        }
-        row.update({name: float(ds[name]) for name in RUN_SCALARS})
-        rows.append(row)
-    if not rows:
-        raise ValueError("no run files to aggregate")
-    table = pd.DataFrame(rows).sort_values(["case", "width", "seed"], kind="stable").reset_index(drop=True)
-    table["alpha"] = pd.to_numeric(table["alpha"], errors="coerce")
+        table = record.open_table(path)
+        cases.update(json.loads(table.attrs["cases"]))
+        tables.append(table)
+    if not tables:
+        raise ValueError("no chunk tables to aggregate")
+    return xr.concat(tables, dim="run", data_vars="all", coords="minimal", compat="override",
+                     combine_attrs="drop"), cases
+
+
+def check_table_bounds(table: xr.Dataset, rtol: float) -> None:
+    """Refuse runs whose Proposition 1 / Theorem 3 violations exceed ``rtol`` (a bug).
+    Diverged and failed runs are skipped: they end at overflowing or missing states."""
+    checked = np.isin(table["status"].values, ("converged", "not_converged"))
+    for i in np.flatnonzero(checked):
+        checks.check_bounds({name: float(table[name].values[i]) for name in checks.VIOLATIONS},
+                            table["file"].values[i], rtol)
+
+
+def _case_coordinates(cases: dict[str, dict], order: list[str]) -> dict:
+    """Case parameters as coordinates: every initialization parameter, and the simulation
+    parameters that differ between cases (the rest is the same for every run: attributes)."""
+    keys = sorted({k for params in cases.values() for k in params})
+    coords = {}
+    for key in keys:
+        values = [cases[c].get(key) for c in order]
+        parameter = P.PARAMETERS[key]
+        varies = len({json.dumps(v) for v in values}) > 1
+        if parameter.block != P.CASE and not varies:
+            continue
+        if parameter.type == "string" or parameter.choices:
+            array = np.array(["" if v is None else v for v in values], dtype=object)
+        elif None in values or parameter.type == "number":
+            array = np.array([np.nan if v is None else v for v in values], dtype=float)
+        else:
+            array = np.array(values, dtype=np.int64)
+        coords[key] = xr.Variable(("case",), array, attrs={"long_name": parameter.doc})
+    return coords
+
+
+def _shared_settings(cases: dict[str, dict]) -> dict:
+    first = next(iter(cases.values()))
+    return {k: v for k, v in first.items()
+            if P.PARAMETERS[k].block != P.CASE and all(c.get(k) == v for c in cases.values())}
+
+
+def cube(table: xr.Dataset, cases: dict[str, dict]) -> xr.Dataset:
+    """Per-run scalars of ``table`` on ``(case, width, seed)``; absent runs are NaN, ``missing``."""
+    case_order = list(cases)
+    widths = np.unique(table["width"].values.astype(np.int64))
+    seeds = np.unique(table["seed"].values.astype(np.int64))
+    shape = (len(case_order), widths.size, seeds.size)
+    ci = np.array([case_order.index(c) for c in table["case"].values])
+    wi = np.searchsorted(widths, table["width"].values)
+    si = np.searchsorted(seeds, table["seed"].values)
+    flat = np.ravel_multi_index((ci, wi, si), shape)
+    if np.unique(flat).size != flat.size:
+        raise ValueError("the chunk tables hold a run twice")
+    dims = ("case", "width", "seed")
+    data = {}
+    for name in RUN_VARIABLES:
+        values = np.full(shape, np.nan)
+        values.flat[flat] = table[name].values
+        data[name] = xr.Variable(dims, values, attrs=table[name].attrs)
+    for name, fill in (("status", "missing"), ("status_message", ""), ("file", "")):
+        values = np.full(shape, fill, dtype=object)
+        values.flat[flat] = table[name].values
+        data[name] = xr.Variable(dims, values)
+    data["status"].attrs.update(long_name="how the run ended ('missing': no run)",
+                                flag_meanings=" ".join(record.STATUSES + ("missing",)))
+    data["status_message"].attrs["long_name"] = "why the run ended so (the error of a failed run)"
+    data["file"].attrs["long_name"] = "path of the run record (trajectories)"
+    converged = data["status"].values == "converged"
+    data["converged"] = xr.Variable(dims, converged, attrs={"long_name": "run reached its stopping target"})
     with np.errstate(divide="ignore", invalid="ignore"):
-        table["ratio_rate_cor4"] = table["fitted_rate"] / table["rate_cor4"]
-        table["ratio_rate_thm3"] = table["fitted_rate"] / table["rate_thm3_0"]
-        table["ratio_distance_thm12"] = table["final_distance_op"] / table["theorem12_bound"]
-    return table
+        for name, (num, den, long_name) in RATIOS.items():
+            data[name] = xr.Variable(dims, data[num].values / data[den].values,
+                                     attrs={"units": "1", "long_name": long_name})
+    coords = {"case": ("case", np.array(case_order, dtype=object)), "width": ("width", widths),
+              "seed": ("seed", seeds)}
+    coords.update(_case_coordinates(cases, case_order))
+    ds = xr.Dataset(data, coords=coords)
+    ds["width"].attrs.update(long_name="hidden width h", units="1")
+    ds["seed"].attrs["long_name"] = "seed index of the run (its own random stream)"
+    ds["case"].attrs["long_name"] = "initialization case"
+    return ds
 
 
 def loglog_slope(width, distance, confidence: float = 0.95) -> dict:
@@ -101,7 +149,10 @@ def loglog_slope(width, distance, confidence: float = 0.95) -> dict:
                 intercept=fit.intercept, n_points=int(x.size))
 
 
-def _mean_interval(values: np.ndarray, confidence: float = 0.95):
+def mean_interval(values: np.ndarray, confidence: float = 0.95):
+    """Mean, standard deviation and the t-interval of the mean (NaN where undefined)."""
+    values = np.asarray(values, float)
+    values = values[np.isfinite(values)]
     n = values.size
     if n == 0:
         return np.nan, np.nan, np.nan, np.nan
@@ -113,91 +164,155 @@ def _mean_interval(values: np.ndarray, confidence: float = 0.95):
     return mean, std, mean - half, mean + half
 
 
-def summarize(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per (case, width) statistics over seeds and per-case fits, from a :func:`run_table`."""
-    per_width = []
-    for (case, width), group in table.groupby(["case", "width"], sort=True):
-        good = group[group["status"] == "converged"]
-        mean, std, low, high = _mean_interval(good["final_distance_fro"].to_numpy())
-        mean_op, std_op, low_op, high_op = _mean_interval(good["final_distance_op"].to_numpy())
-        per_width.append(dict(
-            case=case, width=width, n_runs=len(group), n_converged=len(good),
-            n_diverged=int((group["status"] == "diverged").sum()),
-            n_not_converged=int((group["status"] == "not_converged").sum()),
-            n_failed=int((group["status"] == "failed").sum()),
-            distance_fro_mean=mean, distance_fro_std=std, distance_fro_ci_low=low, distance_fro_ci_high=high,
-            distance_op_mean=mean_op, distance_op_std=std_op, distance_op_ci_low=low_op, distance_op_ci_high=high_op,
-            theorem12_bound_mean=float(good["theorem12_bound"].mean()) if len(good) else np.nan,
-            fitted_rate_mean=float(good["fitted_rate"].mean()) if len(good) else np.nan,
-            rate_cor4_mean=float(good["rate_cor4"].mean()) if len(good) else np.nan,
-            rate_thm3_mean=float(good["rate_thm3_0"].mean()) if len(good) else np.nan,
-            ratio_rate_cor4_min=float(good["ratio_rate_cor4"].min()) if len(good) else np.nan,
-            ratio_rate_cor4_mean=float(good["ratio_rate_cor4"].mean()) if len(good) else np.nan,
-            ratio_rate_thm3_min=float(good["ratio_rate_thm3"].min()) if len(good) else np.nan,
-            ratio_distance_thm12_mean=float(good["ratio_distance_thm12"].mean()) if len(good) else np.nan,
-            alpha=float(group["alpha"].iloc[0]),
-        ))
-    per_width = pd.DataFrame(per_width)
-    per_case = []
-    for case, group in table.groupby("case", sort=True):
-        good = group[group["status"] == "converged"]
-        fit_fro = loglog_slope(good["width"], good["final_distance_fro"])
-        fit_op = loglog_slope(good["width"], good["final_distance_op"])
-        # The same fit on the larger half of the widths: finite-width bias shrinks with h.
-        distinct = np.unique(good["width"])
-        upper = good[good["width"] >= distinct[len(distinct) // 2]] if distinct.size else good
-        fit_upper = loglog_slope(upper["width"], upper["final_distance_fro"])
-        alpha = float(group["alpha"].iloc[0])
-        per_case.append(dict(
-            case=case, alpha=alpha,
-            theory_exponent=float(theory.theory_exponent(alpha)) if np.isfinite(alpha) else np.nan,
-            slope_fro=fit_fro["slope"], slope_fro_ci_low=fit_fro["slope_low"], slope_fro_ci_high=fit_fro["slope_high"],
-            intercept_fro=fit_fro["intercept"], n_fit_points=fit_fro["n_points"],
-            slope_upper_fro=fit_upper["slope"], slope_upper_fro_ci_low=fit_upper["slope_low"],
-            slope_upper_fro_ci_high=fit_upper["slope_high"],
-            upper_min_width=int(distinct[len(distinct) // 2]) if distinct.size else -1,
-            slope_op=fit_op["slope"], slope_op_ci_low=fit_op["slope_low"], slope_op_ci_high=fit_op["slope_high"],
-            n_runs_total=len(group), n_excluded=len(group) - len(good),
-        ))
-    return per_width, pd.DataFrame(per_case)
+STATS = {  # per (case, width), over the converged seeds: (long_name)
+    "distance_fro": "||U V^T - Theta_hat||_F at the end point",
+    "distance_op": "||U V^T - Theta_hat||_2 at the end point",
+}
+MEANS = {
+    "theorem12_bound_mean": ("theorem12_bound", "Theorem 12 bound on ||U V^T - Theta_hat||_2 (mean over seeds)"),
+    "fitted_rate_mean": ("fitted_rate", "late-phase exponential rate (mean over converged seeds)"),
+    "rate_cor4_mean": ("rate_cor4", "Corollary 4 rate (mean over converged seeds)"),
+    "rate_thm3_mean": ("rate_thm3_0", "Theorem 3 rate lam_r c(0) (mean over converged seeds)"),
+    "ratio_rate_cor4_mean": ("ratio_rate_cor4", "fitted / Corollary 4 rate (mean over converged seeds)"),
+    "ratio_rate_thm3_mean": ("ratio_rate_thm3", "fitted / Theorem 3 rate (mean over converged seeds)"),
+    "ratio_distance_thm12_mean": ("ratio_distance_thm12", "distance / Theorem 12 bound (mean over converged seeds)"),
+}
+MINS = {
+    "ratio_rate_cor4_min": ("ratio_rate_cor4", "fitted / Corollary 4 rate (min over converged seeds)"),
+    "ratio_rate_thm3_min": ("ratio_rate_thm3", "fitted / Theorem 3 rate (min over converged seeds)"),
+}
 
 
-def summary_dataset(table: pd.DataFrame, per_width: pd.DataFrame, per_case: pd.DataFrame, experiment: str) -> xr.Dataset:
-    """The summary in one NetCDF-ready Dataset: dims ``run``, ``(case, width)`` and ``case``."""
-    # Run-level identity columns get a prefix: "case" and "width" are dimensions of the grid.
-    run_columns = table.rename(columns={"case": "run_case", "width": "run_width", "alpha": "run_alpha"})
-    runs = xr.Dataset.from_dataframe(run_columns.rename_axis("run"))
-    grid = xr.Dataset.from_dataframe(per_width.set_index(["case", "width"]))
-    cases = xr.Dataset.from_dataframe(per_case.set_index("case"))
-    ds = xr.merge([runs, grid.drop_vars("alpha"), cases], compat="no_conflicts", join="outer")
-    for name in ds.data_vars:
-        if ds[name].dtype == object:
-            ds[name] = ds[name].astype(str)
-    ds.attrs.update(record.provenance({"experiment": experiment, "n_runs": int(len(table))}, "summary"))
-    ds.attrs["experiment"] = experiment
+def statistics(ds: xr.Dataset) -> xr.Dataset:
+    """Add the per-(case, width) statistics and the per-case fits to a cube."""
+    converged = ds["converged"].values
+    C, W, _ = converged.shape
+    out = {}
+    for status in record.STATUSES + ("missing",):
+        out[f"n_{status}"] = (("case", "width"), (ds["status"].values == status).sum(axis=2),
+                              {"long_name": f"runs with status {status}"})
+    out["n_runs"] = (("case", "width"), (ds["status"].values != "missing").sum(axis=2), {"long_name": "runs"})
+    for name, long_name in STATS.items():
+        values = np.where(converged, ds[f"final_{name}"].values, np.nan)
+        table = np.array([[mean_interval(values[c, w]) for w in range(W)] for c in range(C)]).reshape(C, W, 4)
+        for i, suffix in enumerate(("mean", "std", "ci_low", "ci_high")):
+            what = {"mean": "mean", "std": "standard deviation", "ci_low": "lower end of the 95% interval of the mean",
+                    "ci_high": "upper end of the 95% interval of the mean"}[suffix]
+            out[f"{name}_{suffix}"] = (("case", "width"), table[..., i],
+                                       {"units": "1", "long_name": f"{long_name}: {what} over converged seeds"})
+    with warnings.catch_warnings():  # all-NaN widths (no seed converged) are NaN on purpose
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        for name, (source, long_name) in MEANS.items():
+            values = np.where(converged, ds[source].values, np.nan)
+            out[name] = (("case", "width"), np.nanmean(values, axis=2), {"units": "1", "long_name": long_name})
+        for name, (source, long_name) in MINS.items():
+            values = np.where(converged, ds[source].values, np.nan)
+            out[name] = (("case", "width"), np.nanmin(values, axis=2), {"units": "1", "long_name": long_name})
+    widths = ds["width"].values
+    per_case = {key: [] for key in ("slope_fro", "slope_fro_ci_low", "slope_fro_ci_high", "intercept_fro",
+                                    "n_fit_points", "slope_upper_fro", "slope_upper_fro_ci_low",
+                                    "slope_upper_fro_ci_high", "upper_min_width", "slope_op", "slope_op_ci_low",
+                                    "slope_op_ci_high", "n_excluded")}
+    for c in range(C):
+        w = np.broadcast_to(widths[:, None], converged[c].shape)
+        ok = converged[c]
+        fro, op = ds["final_distance_fro"].values[c], ds["final_distance_op"].values[c]
+        fit_fro, fit_op = loglog_slope(w[ok], fro[ok]), loglog_slope(w[ok], op[ok])
+        distinct = np.unique(w[ok])  # the same fit on the larger half of the widths: less finite-width bias
+        upper_min = int(distinct[len(distinct) // 2]) if distinct.size else -1
+        upper = ok & (w >= upper_min)
+        fit_upper = loglog_slope(w[upper], fro[upper])
+        for key, value in (("slope_fro", fit_fro["slope"]), ("slope_fro_ci_low", fit_fro["slope_low"]),
+                           ("slope_fro_ci_high", fit_fro["slope_high"]), ("intercept_fro", fit_fro["intercept"]),
+                           ("n_fit_points", fit_fro["n_points"]), ("slope_upper_fro", fit_upper["slope"]),
+                           ("slope_upper_fro_ci_low", fit_upper["slope_low"]),
+                           ("slope_upper_fro_ci_high", fit_upper["slope_high"]), ("upper_min_width", upper_min),
+                           ("slope_op", fit_op["slope"]), ("slope_op_ci_low", fit_op["slope_low"]),
+                           ("slope_op_ci_high", fit_op["slope_high"]),
+                           ("n_excluded", int(((ds["status"].values[c] != "missing") & ~ok).sum()))):
+            per_case[key].append(value)
+    fit_names = {
+        "slope_fro": "fitted log-log slope of the Frobenius distance in the width (all widths)",
+        "slope_fro_ci_low": "lower end of its 95% interval", "slope_fro_ci_high": "upper end of its 95% interval",
+        "intercept_fro": "intercept of that fit (log distance at h = 1)",
+        "n_fit_points": "converged runs in the fit",
+        "slope_upper_fro": "the same slope over the larger half of the widths",
+        "slope_upper_fro_ci_low": "lower end of its 95% interval",
+        "slope_upper_fro_ci_high": "upper end of its 95% interval",
+        "upper_min_width": "smallest width of the upper-half fit",
+        "slope_op": "fitted log-log slope of the operator-norm distance in the width",
+        "slope_op_ci_low": "lower end of its 95% interval", "slope_op_ci_high": "upper end of its 95% interval",
+        "n_excluded": "runs excluded from the fits (not converged)",
+    }
+    for key, values in per_case.items():
+        out[key] = (("case",), np.asarray(values), {"long_name": fit_names[key]})
+    alpha = ds["alpha"].values if "alpha" in ds.coords else np.full(C, np.nan)
+    out["theory_exponent"] = (("case",), np.asarray(theory.theory_exponent(alpha), dtype=float),
+                              {"long_name": "Theorem 12's exponent -(2 alpha - 1/2)"})
+    return ds.assign({name: xr.Variable(dims, values, attrs=attrs) for name, (dims, values, attrs) in out.items()})
+
+
+def summarize(table_paths, *, experiment: str, bound_rtol: float = checks.DEFAULT_RTOL, root=None) -> xr.Dataset:
+    """The summary cube of an experiment from its chunk tables (bounds checked). Run-file paths
+    are stored relative to ``root`` (the folder of ``summary.nc``), where given."""
+    table, cases = read_tables([Path(p) for p in table_paths])
+    if root is not None:
+        table["file"] = ("run", np.array([os.path.relpath(f, root) for f in table["file"].values], dtype=object))
+    check_table_bounds(table, bound_rtol)
+    ds = statistics(cube(table, cases))
+    ds.attrs.update(record.provenance({"experiment": experiment, "n_runs": int(table.sizes["run"])}, "summary"))
+    ds.attrs.update(experiment=experiment, simulation=json.dumps(_shared_settings(cases), sort_keys=True))
     return ds
 
 
-def aggregate_files(
-    paths, *, experiment: str, summary_nc, summary_csv, runs_csv, fits_csv, bound_rtol: float = 1e-8
-) -> xr.Dataset:
-    """Read run files, check the bounds, and write ``summary.nc`` and the CSV tables: per (case,
-    width) ``summary.csv``, per run ``runs.csv``, per case (fitted exponent vs theory) ``fits.csv``."""
-    table = run_table([Path(p) for p in paths], bound_rtol)
-    per_width, per_case = summarize(table)
-    ds = summary_dataset(table, per_width, per_case, experiment)
-    record.write_netcdf(ds, summary_nc)
-    tidy = per_width.merge(per_case.drop(columns=["alpha"]), on="case", how="left")
-    tidy.insert(0, "experiment", experiment)
-    _write_csv(tidy, summary_csv)
-    _write_csv(table.assign(experiment=experiment), runs_csv)
-    _write_csv(per_case.assign(experiment=experiment), fits_csv)
-    return ds
+def verify_runs(table_paths, rtol: float = 0.0) -> int:
+    """Check every run file against its chunk-table row (the run files are the source of
+    truth); returns the number of runs checked. Raises ValueError naming the first mismatch."""
+    checked = 0
+    for path in table_paths:
+        table = record.open_table(path)
+        for i in range(table.sizes["run"]):
+            run_file = table["file"].values[i]
+            ds = record.open_run(run_file)
+            row = record.table_row(ds, run_file)
+            for key, value in row.items():
+                expected = table[key].values[i]
+                same = (value == expected) if isinstance(value, str) or isinstance(value, bool) else (
+                    np.isclose(value, expected, rtol=rtol, atol=0) or (np.isnan(value) and np.isnan(expected)))
+                if not same:
+                    raise ValueError(f"{run_file}: {key} is {value!r} in the run file but {expected!r} in {path}")
+            checked += 1
+    return checked
 
 
-def _write_csv(frame: pd.DataFrame, path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
+def tables(ds: xr.Dataset) -> dict[str, pd.DataFrame]:
+    """The CSV tables: ``runs`` (one row per run), ``summary`` (per case and width, with the
+    case's fit) and ``fits`` (per case)."""
+    experiment = ds.attrs.get("experiment", "")
+    case_coords = [name for name in ds.coords if ds[name].dims == ("case",) and name != "case"]
+    run_vars = [name for name in ds.data_vars if ds[name].dims == ("case", "width", "seed")]
+    runs = ds[run_vars].to_dataframe().reset_index()
+    runs = runs[runs["status"] != "missing"]
+    grid_vars = [name for name in ds.data_vars if ds[name].dims == ("case", "width")]
+    case_vars = [name for name in ds.data_vars if ds[name].dims == ("case",)]
+    per_case = ds[case_vars].reset_coords(case_coords).to_dataframe().reset_index() if case_vars else None
+    summary = ds[grid_vars].reset_coords(case_coords, drop=True).to_dataframe().reset_index()
+    if per_case is not None:
+        summary = summary.merge(per_case, on="case", how="left")
+    for frame in (runs, summary, per_case):
+        frame.insert(0, "experiment", experiment)
+    return {"runs": runs, "summary": summary, "fits": per_case}
+
+
+def write_outputs(ds: xr.Dataset, *, summary_nc, summary_csv, runs_csv, fits_csv) -> None:
+    """``summary.nc`` (the cube, compressed) and the three CSV tables, each written atomically."""
+    encoding = {name: {"zlib": True, "complevel": 4} for name, var in ds.data_vars.items()
+                if var.dtype.kind == "f" and var.ndim >= 2}
+    record.write_netcdf(ds, summary_nc, encoding=encoding)
+    frames = tables(ds)
+    for frame, path in ((frames["summary"], summary_csv), (frames["runs"], runs_csv), (frames["fits"], fits_csv)):
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        frame.to_csv(tmp, index=False)
+        tmp.replace(path)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-DATA_KINDS = ("factorization", "orthonormal_rows", "gaussian", "conditioned")
+from . import parameters as P
+
+DATA_KINDS = P.DATA_KINDS
 
 
 def _check_positive_int(name: str, value) -> int:
@@ -78,9 +80,9 @@ def make_dataset(
     n: int,
     m: int,
     N: int | None = None,
-    noise: float = 0.01,
-    target_variance: float = 0.1,
-    condition_number: float = 1.0,
+    noise: float = P.default("noise"),
+    target_variance: float = P.default("target_variance"),
+    condition_number: float = P.default("condition_number"),
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Build ``(X, Y)`` for one of :data:`DATA_KINDS`.

@@ -190,7 +190,7 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     _p("max_time", "number", "gradient-flow time limit", SIMULATION, default=1e4, exclusive_minimum=0,
        when={"method": FLOW_METHODS}),
     _p("max_steps", "integer", "iteration limit", SIMULATION, default=1_000_000, minimum=1,
-       when={"method": STEPPED_METHODS}),
+       maximum=2**31 - 1, when={"method": STEPPED_METHODS}),
     _p("rtol", "number", "relative tolerance of the DOP853 integrator", SIMULATION, default=1e-10,
        exclusive_minimum=0, exclusive_maximum=1, when={"method": FLOW_METHODS}),
     _p("atol", "number", "absolute tolerance of the DOP853 integrator", SIMULATION, default=1e-13,
@@ -212,13 +212,16 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     _p("output_scale", "string", "network f(x) = gamma V U^T x with gamma = 1 (none) or (m h)^(-1/2) "
        "(inverse_sqrt_mh, the matrix factorization of Fig. 2/4/5)", EXPERIMENT, default="none",
        choices=OUTPUT_SCALES),
+    _p("chunk_size", "integer", "runs per simulation job: a job runs one width and a block of "
+       "max(1, chunk_size // cases) consecutive seeds for every case, in one Python process",
+       EXPERIMENT, default=200, minimum=1),
 )}
 
 #: Keys whose values decide which other parameters apply.
 CONTEXT_KEYS = ("kind", "init", "sampling", "method")
 
 DATASET_PARAMETERS = tuple(p for p in PARAMETERS.values() if p.block == DATASET)
-RUN_PARAMETERS = tuple(p for p in PARAMETERS.values() if p.block in (CASE, SIMULATION, EXPERIMENT))
+RUN_PARAMETERS = tuple(p for p in PARAMETERS.values() if p.block in (CASE, SIMULATION) or p.name == "output_scale")
 
 
 def default(name: str):
@@ -226,41 +229,43 @@ def default(name: str):
     return PARAMETERS[name].default
 
 
-def _context(given: Mapping, parameters) -> dict:
-    context = {}
-    for p in parameters:
-        if p.name in CONTEXT_KEYS:
-            context[p.name] = given.get(p.name, p.default)
-    return context
-
-
 def resolve(given: Mapping, parameters=RUN_PARAMETERS, where: str = "",
-            label: Callable[[Parameter], str] = lambda p: p.name) -> dict:
+            label: Callable[[Parameter], str] = lambda p: p.name, inherited: frozenset = frozenset()) -> dict:
     """Exactly the parameters that apply, checked, with defaults filled in (sorted by name).
 
     ``given`` holds the values set by the user. A key that is unknown, or known but not used in
     this context (``alpha`` for ``init: scaled``, ``max_steps`` for ``method: flow``), a value out
     of range and a missing required key raise :class:`ParameterError`, naming ``where``, the key
-    (as ``label`` writes it: config key or command-line flag) and what is allowed.
+    (as ``label`` writes it: config key or command-line flag) and what is allowed. Keys in
+    ``inherited`` (set for a whole experiment) are dropped where they do not apply.
     """
     prefix = f"{where}: " if where else ""
     known = {p.name: p for p in parameters}
+    given = {key: value for key, value in given.items() if value is not None}
     for key in given:
         if key not in known:
             raise ParameterError(f"{prefix}unknown key {key!r}; allowed: {', '.join(sorted(known))}")
-    context = _context(given, parameters)
+    context = {}
     for key in CONTEXT_KEYS:
-        if key in known and context.get(key) is not None:
-            context[key] = known[key].check(context[key], prefix + label(known[key]))
+        if key not in known:
+            continue
+        p = known[key]
+        if key in given:
+            context[key] = p.check(given[key], prefix + label(p))
+        elif p.required:
+            raise ParameterError(f"{prefix}{label(p)} is required ({p.doc}); expected {p.allowed()}")
+        else:
+            context[key] = p.default
     resolved = {}
     for p in parameters:
         applies = p.applies(context)
-        if p.name in given and given[p.name] is not None:
-            if not applies:
+        if p.name in given:
+            if applies:
+                resolved[p.name] = p.check(given[p.name], prefix + label(p))
+            elif p.name not in inherited:
                 condition = " and ".join(f"{k} is {context.get(k)!r}" for k in p.when)
                 usable = ", ".join(label(q) for q in parameters if q.applies(context))
                 raise ParameterError(f"{prefix}{label(p)} is not used when {condition}; used here: {usable}")
-            resolved[p.name] = p.check(given[p.name], prefix + label(p))
         elif applies and p.required:
             raise ParameterError(f"{prefix}{label(p)} is required here ({p.doc}); expected {p.allowed()}")
         elif applies and p.default is not None:

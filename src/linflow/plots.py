@@ -1,8 +1,9 @@
 """The paper's figures and the extensions', drawn with seaborn from NetCDF files only.
 
-Plots never recompute physics: every number drawn is a variable of a run record or of a
-summary. ``draw(kind, inputs, png=..., pdf=...)`` is the single entry point; matplotlib and
-seaborn are imported lazily so the simulation command line stays fast to start.
+Plots never recompute physics: every number drawn is a variable of a summary cube
+(:func:`linflow.open_sweep`) or of the run records it lists. ``draw(kind, inputs, png=...,
+pdf=...)`` is the single entry point (``inputs``: summary.nc files); matplotlib and seaborn are
+imported lazily.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from . import record
 
 #: Figure kinds and the inputs they read.
 FIGURES = {
-    "spectrum": "run records (Fig. 2 left / Fig. 4: imbalance spectrum)",
-    "convergence": "run records (Fig. 5: loss and rate per width, with bounds)",
-    "imbalanced": "run records (Fig. 3 / Fig. 6: imbalanced and balanced initializations)",
+    "spectrum": "run records listed by summary.nc (Fig. 2 left / Fig. 4: imbalance spectrum)",
+    "convergence": "run records listed by summary.nc (Fig. 5: loss and rate per width, with bounds)",
+    "imbalanced": "run records listed by summary.nc (Fig. 3 / Fig. 6: imbalanced and balanced initializations)",
     "implicit_bias": "summary.nc (Fig. 7: distance to the min-norm solution against width)",
     "exponents": "summary.nc (fitted against predicted Theorem 12 exponent across alpha)",
     "tightness": "summary.nc files (measured rate / Corollary 4 rate, distance / Theorem 12 bound)",
@@ -38,22 +39,26 @@ def _setup():
     return plt, sns
 
 
-def _runs(paths) -> list:
-    runs = [record.open_run(p) for p in paths]
-    return sorted(runs, key=lambda ds: (str(ds.attrs.get("case", "")), int(ds.attrs["width"]), int(ds.attrs.get("seed", 0))))
-
-
 def _summaries(paths) -> list:
-    return [record.open_netcdf(p, ("distance_fro_mean", "slope_fro")) for p in paths]
+    return [record.open_netcdf(p, ("distance_fro_mean", "slope_fro", "file")) for p in paths]
+
+
+def _runs(paths) -> list:
+    """The run records of the first seed of every (case, width) of the summaries ``paths``."""
+    runs = []
+    for path in paths:
+        summary = _summaries([path])[0]
+        seed = summary["seed"].values[0]
+        for case in summary["case"].values:
+            for width in summary["width"].values:
+                name = str(summary["file"].sel(case=case, width=width, seed=seed).item())
+                if name:
+                    runs.append(record.open_run(Path(path).parent / name))
+    return sorted(runs, key=lambda ds: (str(ds.attrs.get("case", "")), int(ds.attrs["width"]), int(ds.attrs.get("seed", 0))))
 
 
 def _label(ds) -> str:
     return f"h = {int(ds.attrs['width'])}"
-
-
-def _first_seed(runs):
-    seeds = sorted({int(ds.attrs.get("seed", 0)) for ds in runs})
-    return [ds for ds in runs if int(ds.attrs.get("seed", 0)) == seeds[0]]
 
 
 def _status_note(ax, runs) -> None:
@@ -66,7 +71,7 @@ def _status_note(ax, runs) -> None:
 
 def fig_spectrum(paths, plt, sns):
     """Nonzero eigenvalues of D scaled by 1/(m h), with Delta_+, Delta_-, Delta_ (Fig. 2 left / 4)."""
-    runs = _first_seed(_runs(paths))
+    runs = _runs(paths)
     widths = sorted({int(ds.attrs["width"]) for ds in runs})
     chosen = [next(ds for ds in runs if int(ds.attrs["width"]) == w) for w in (widths[0], widths[-1])]
     if widths[0] == widths[-1]:
@@ -106,7 +111,7 @@ def _loss_and_rate(axes, runs, sns, hue_label, linear_loss_ax=None):
 
 def fig_convergence(paths, plt, sns):
     """Loss with the Theorem 3 bound, rate with the Proposition 1 bound, per width (Fig. 5)."""
-    runs = _first_seed(_runs(paths))
+    runs = _runs(paths)
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     _loss_and_rate(axes, runs, sns, _label)
     _status_note(axes[0], runs)
@@ -115,7 +120,7 @@ def fig_convergence(paths, plt, sns):
 
 def fig_imbalanced(paths, plt, sns):
     """Imbalanced initializations and the balanced one: loss (linear, log) and rate (Fig. 3 / 6)."""
-    runs = _first_seed(_runs(paths))
+    runs = _runs(paths)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     _loss_and_rate(axes[1:], runs, sns, lambda ds: f"{ds.attrs.get('case')}: Delta = {float(ds['delta_under']):.3g}",
                    linear_loss_ax=axes[0])
@@ -187,21 +192,22 @@ def fig_exponents(paths, plt, sns):
 
 def _converged_runs(paths, columns: dict):
     """One row per converged run of the summaries; ``columns`` maps a label to a function of a
-    summary returning that column's per-run values."""
+    summary's runs (the cube stacked to one ``run`` dimension) returning that column's values."""
     import pandas as pd
 
     frames = []
     for summary in _summaries(paths):
-        frame = pd.DataFrame({label: values(summary) for label, values in columns.items()})
-        frames.append(frame[summary["status"].values == "converged"])
+        runs = summary.stack(run=("case", "width", "seed"))
+        frame = pd.DataFrame({label: np.asarray(values(runs)) for label, values in columns.items()})
+        frames.append(frame[runs["status"].values == "converged"])
     return pd.concat(frames, ignore_index=True)
 
 
 def fig_tightness(paths, plt, sns):
     """Measured rate / Corollary 4 rate, and measured distance / Theorem 12 bound, against width."""
     data = _converged_runs(paths, {
-        "width": lambda s: s["run_width"].values,
-        "case": lambda s: [f"{s.attrs.get('experiment', '')}:{c}" for c in s["run_case"].values],
+        "width": lambda s: s["width"].values,
+        "case": lambda s: [f"{s.attrs.get('experiment', '')}:{c}" for c in s["case"].values],
         "rate ratio (fitted / Cor. 4)": lambda s: s["ratio_rate_cor4"].values,
         "distance ratio (measured / Thm. 12)": lambda s: s["ratio_distance_thm12"].values,
     })
@@ -224,7 +230,7 @@ def fig_conditioning(paths, plt, sns):
     """Rate and distance against the condition number of X, per width, with the bounds."""
     data = _converged_runs(paths, {
         "condition number": lambda s: np.round(np.sqrt(s["lam_1"].values / s["lam_r"].values), 6),
-        "width": lambda s: s["run_width"].values,
+        "width": lambda s: s["width"].values,
         "fitted rate": lambda s: s["fitted_rate"].values,
         "Cor. 4 rate": lambda s: s["rate_cor4"].values,
         "Thm. 3 rate": lambda s: s["rate_thm3_0"].values,

@@ -223,12 +223,12 @@ def simulate(
     )
     return record.run_record(
         diag,
-        problem=problem,
         status=traj.status,
         message=traj.message,
-        theorem12_bound=theorem12,
+        scalars=dict(theorem12_bound=theorem12, lam_1=problem.lam_1, lam_r=problem.lam_r,
+                     loss_star=problem.loss_star, n_evaluations=traj.n_evaluations),
+        dims=dict(m=m, r=r, n=n),
         objective_scale=scale,
-        n_evaluations=traj.n_evaluations,
         settings=settings,
         extra_attrs=attrs or {},
         wall_time=_time.perf_counter() - clock,

@@ -1,9 +1,10 @@
-# Stage 3: per experiment, distances over seeds, log-log slopes, rates against their bounds.
+# Stage 3: per experiment, the summary cube (case, width, seed), statistics over seeds,
+# log-log slopes, rates against their bounds; read from the chunk tables.
 
 
 rule aggregate:
     input:
-        runs=lambda wildcards: run_paths(wildcards.experiment),
+        tables=lambda wildcards: chunk_tables(wildcards.experiment),
     output:
         nc="results/{experiment}/summary.nc",
         csv="results/{experiment}/summary.csv",
@@ -12,13 +13,13 @@ rule aggregate:
     log:
         "logs/aggregate/{experiment}.log",
     params:
-        code=code_hash("aggregate", "theory"),
+        code=code("aggregate"),
     resources:
         mem_mb=2000,
         runtime=30,
     conda:
         ENV
     shell:
-        "python -m linflow aggregate {input.runs} --experiment {wildcards.experiment} "
+        "python -m linflow aggregate {input.tables} --experiment {wildcards.experiment} "
         "--summary-nc {output.nc} --summary-csv {output.csv} --runs-csv {output.runs_csv} "
         "--fits-csv {output.fits_csv} > {log} 2>&1"

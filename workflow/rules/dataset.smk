@@ -8,10 +8,10 @@ rule dataset:
         "logs/dataset/{dataset}.log",
     params:
         flags=dataset_flags,
-        entropy=config["seed_entropy"],
-        code=code_hash("data", "record", "theory", "seeding"),
+        entropy=PLAN.entropy,
+        code=code("dataset"),
     conda:
         ENV
     shell:
-        "python -m linflow dataset --experiment {wildcards.dataset} --entropy {params.entropy} "
+        "python -m linflow dataset --name {wildcards.dataset} --entropy {params.entropy} "
         "{params.flags} --output {output} > {log} 2>&1"

@@ -1,9 +1,10 @@
-# Stage 4: the figures, from NetCDF outputs only, marked for `snakemake --report`.
+# Stage 4: the figures, from the summary cubes (and the run records they list), marked for
+# `snakemake --report`.
 
 
 rule figure:
     input:
-        figure_inputs,
+        figure_summaries,
     output:
         png=report(
             "results/figures/{figure}.png",
@@ -15,13 +16,13 @@ rule figure:
     log:
         "logs/figures/{figure}.log",
     params:
-        kind=lambda wildcards: config["figures"][wildcards.figure]["kind"],
-        code=code_hash("plots"),
+        kind=lambda wildcards: PLAN.figures[wildcards.figure]["kind"],
+        code=code("figure"),
     resources:
         mem_mb=2000,
         runtime=30,
     conda:
         ENV
     shell:
-        "MPLBACKEND=Agg python -m linflow figure {params.kind} {input} --title {wildcards.figure} "
+        "MPLBACKEND=Agg python -m linflow figure {params.kind} {input} "
         "--png {output.png} --pdf {output.pdf} > {log} 2>&1"

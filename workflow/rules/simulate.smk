@@ -1,25 +1,27 @@
-# Stage 2: one simulation per (experiment, case, width, seed), one run record each.
+# Stage 2: simulations, one job per chunk (one width and a block of seeds, for every case;
+# linflow.grid). The job runs them in one process and writes one run record per run plus
+# the chunk table of their scalars, which the aggregation reads.
 
 
 rule simulate:
     input:
-        dataset=lambda wildcards: dataset_path(config["experiments"][wildcards.experiment]["dataset"]),
+        dataset=chunk_dataset,
     output:
-        "results/{experiment}/runs/{case}/h{width}_s{seed}.nc",
+        table="results/{experiment}/chunks/{chunk}.nc",
+        runs=directory("results/{experiment}/runs/{chunk}"),
     log:
-        "logs/simulate/{experiment}/{case}/h{width}_s{seed}.log",
+        "logs/simulate/{experiment}/{chunk}.log",
     benchmark:
-        "results/benchmarks/simulate/{experiment}/{case}/h{width}_s{seed}.tsv"
+        "results/benchmarks/simulate/{experiment}/{chunk}.tsv"
     params:
-        flags=simulation_flags,
-        code=code_hash("simulate", "theory", "init", "seeding", "record"),
+        spec=chunk_spec,
+        code=code("chunk"),
     threads: 1
     resources:
-        mem_mb=simulation_mem_mb,
-        runtime=simulation_runtime,
+        mem_mb=chunk_mem_mb,
+        runtime=chunk_runtime,
     conda:
         ENV
     shell:
-        "python -m linflow simulate --dataset {input.dataset} --experiment {wildcards.experiment} "
-        "--case {wildcards.case} --width {wildcards.width} --seed {wildcards.seed} "
-        "{params.flags} --output {output} > {log} 2>&1"
+        "python -m linflow chunk --dataset {input.dataset} --spec {params.spec:q} "
+        "--runs-dir {output.runs} --table {output.table} > {log} 2>&1"

@@ -1,0 +1,147 @@
+"""Runs of a sweep, one at a time or a chunk in one process.
+
+:func:`run_one` is the single definition of a run (data, random stream, initialization,
+simulation): ``linflow simulate`` (one run) and :func:`run_chunk` (a workflow job) both call
+it, so a run computed in a chunk has exactly the data variables of the same run computed
+alone. :func:`run_chunk` writes one run record per run and then a table of the runs' scalars
+(the chunk table, read by the aggregation step instead of every run file). An exception in one
+run is recorded in that run's file (``status = "failed"``, the message in ``status_message``)
+and the chunk goes on; only errors that make every run impossible (an unreadable dataset, a bad
+spec) stop it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from . import grid, record, seeding, theory
+from . import init as init_mod
+from . import parameters as P
+from .simulate import simulate
+from .state import CompressedInit
+
+#: Keyword arguments of :func:`linflow.simulate` that come straight from a run's parameters.
+SIMULATE_KEYS = ("method", "step", "loss_scale", "stop_factor", "loss_threshold", "max_time", "max_steps", "rtol",
+                 "atol", "points_per_decade", "divergence_factor", "delta", "alpha")
+
+
+class Reductions:
+    """The SVD reduction of ``(gamma X, Y)`` per output scale ``gamma``, computed once."""
+
+    def __init__(self, X: np.ndarray, Y: np.ndarray):
+        self.X, self.Y, self._cache = X, Y, {}
+
+    def __call__(self, gamma: float) -> theory.ReducedProblem:
+        if gamma not in self._cache:
+            self._cache[gamma] = theory.reduce_problem(gamma * self.X, self.Y)
+        return self._cache[gamma]
+
+
+def run_path(runs_dir, case: str, width: int, seed: int) -> Path:
+    """Where a run's record lives inside its chunk's folder."""
+    return Path(runs_dir) / case / f"h{width}_s{seed}.nc"
+
+
+def run_one(reductions: Reductions, *, experiment: str, case: str, width: int, seed: int, params: dict,
+            entropy: int, dataset_attrs: dict, available_memory: int | None = None) -> xr.Dataset:
+    """One run of a sweep: its record (the schema of :mod:`linflow.record`).
+
+    ``params`` are the run's resolved parameters (:func:`linflow.parameters.resolve`). The
+    initialization draws from the stream ``(entropy, "init", experiment, width, seed)``, shared
+    by the cases of an experiment (common random numbers across cases).
+    """
+    X, Y = reductions.X, reductions.Y
+    gamma = grid.output_scale_factor(params.get("output_scale", "none"), Y.shape[1], width)
+    problem = reductions(gamma)
+    rng = seeding.rng_for(entropy, "init", experiment, width, seed)
+    start = init_mod.initialize(
+        params["init"], problem, width, rng, alpha=params.get("alpha"), a=params.get("a"), b=params.get("b"),
+        sampling=params["sampling"], wishart_min_width=params.get("wishart_min_width", P.default("wishart_min_width")),
+        available_memory=available_memory,
+    )
+    weights = {"init": start} if isinstance(start, CompressedInit) else {"U0": start[0], "V0": start[1]}
+    run_parameters = dict(params, experiment=experiment, case=case, seed=seed, entropy=entropy,
+                          sampled_wishart=isinstance(start, CompressedInit),
+                          dataset_parameters_hash=dataset_attrs.get("parameters_hash", ""))
+    options = {key: params[key] for key in SIMULATE_KEYS if key in params}
+    return simulate(
+        X, Y, **weights, **options, output_scale=gamma, problem=problem,
+        attrs={"run_parameters": run_parameters, "experiment": experiment, "case": case, "seed": seed,
+               "dataset": dataset_attrs.get("path", "")},
+    )
+
+
+def failed_run(message: str, *, reductions: Reductions, experiment: str, case: str, width: int, seed: int,
+               params: dict, entropy: int, wall_time: float) -> xr.Dataset:
+    settings = dict(params, width=width)
+    run_parameters = dict(params, experiment=experiment, case=case, seed=seed, entropy=entropy)
+    n, m = reductions.X.shape[1], reductions.Y.shape[1]
+    return record.failed_record(message, n=n, m=m, settings=settings, wall_time=wall_time,
+                                extra_attrs={"run_parameters": run_parameters, "experiment": experiment,
+                                             "case": case, "seed": seed})
+
+
+def load_dataset(path) -> tuple[np.ndarray, np.ndarray, dict]:
+    ds = record.open_netcdf(path, ("X", "Y"))
+    return ds["X"].values, ds["Y"].values, dict(ds.attrs, path=str(path))
+
+
+def check_spec(spec: dict) -> dict:
+    """The chunk spec (from :meth:`linflow.grid.Plan.chunk_spec`) with every case's parameters
+    re-resolved, so a hand-written or stale spec fails here, before any run."""
+    cases = {}
+    for case, params in spec["cases"].items():
+        resolved = P.resolve(params, where=f"spec.cases.{case}")
+        if resolved != {k: v for k, v in params.items() if v is not None}:
+            raise P.ParameterError(f"spec.cases.{case}: parameters are not resolved "
+                                   f"(expected {grid.canonical(resolved)})")
+        cases[case] = resolved
+    for case, seed in spec["runs"]:
+        if case not in cases:
+            raise P.ParameterError(f"spec.runs: case {case!r} has no parameters; known: {', '.join(cases)}")
+    return dict(spec, cases=cases)
+
+
+def run_chunk(dataset_path, spec: dict, runs_dir, table_path, *, log=None, overwrite: bool = False,
+              available_memory: int | None = None) -> xr.Dataset:
+    """Run every run of a chunk ``spec``, write their records under ``runs_dir`` and the chunk
+    table to ``table_path``. Progress (runs done / total, elapsed time, ETA) goes to ``log``."""
+    log = log or (lambda line: print(line, flush=True))
+    spec = check_spec(spec)
+    X, Y, dataset_attrs = load_dataset(dataset_path)
+    experiment, width, entropy = spec["experiment"], int(spec["width"]), int(spec["entropy"])
+    runs = [(case, int(seed)) for case, seed in spec["runs"]]
+    paths = [run_path(runs_dir, case, width, seed) for case, seed in runs]
+    existing = [str(p) for p in paths + [Path(table_path)] if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"outputs exist: {', '.join(existing[:3])}{' ...' if len(existing) > 3 else ''}; "
+                              f"pass --overwrite to replace them")
+    reductions = Reductions(X, Y)
+    rows, clock = [], time.perf_counter()
+    for i, ((case, seed), path) in enumerate(zip(runs, paths), start=1):
+        start = time.perf_counter()
+        try:
+            ds = run_one(reductions, experiment=experiment, case=case, width=width, seed=seed,
+                         params=spec["cases"][case], entropy=entropy, dataset_attrs=dataset_attrs,
+                         available_memory=available_memory)
+        except Exception as exc:  # a bad run never costs its neighbours
+            traceback.print_exc(file=sys.stderr)
+            ds = failed_run(f"{type(exc).__name__}: {exc}", reductions=reductions, experiment=experiment, case=case,
+                            width=width, seed=seed, params=spec["cases"][case], entropy=entropy,
+                            wall_time=time.perf_counter() - start)
+        record.write_run(ds, path)
+        rows.append(record.table_row(ds, path))
+        elapsed = time.perf_counter() - clock
+        eta = elapsed / i * (len(runs) - i)
+        log(f"[{experiment} h{width}] {i}/{len(runs)} runs, {elapsed:.1f} s elapsed, ETA {eta:.0f} s; "
+            f"{case} s={seed}: {ds['status'].item()} in {time.perf_counter() - start:.2f} s")
+    table = record.chunk_table(rows, {"experiment": experiment, "width": width, "entropy": entropy,
+                                      "cases": grid.canonical(spec["cases"])})
+    record.write_netcdf(table, table_path)
+    return table

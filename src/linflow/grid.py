@@ -1,0 +1,247 @@
+"""The sweep grid of a workflow config: runs, their parameters, and the chunks that run them.
+
+:func:`plan` turns a (schema-valid) config into datasets, experiments and figures:
+
+* widths are a list or a log-spaced range ``{logspace: [lo, hi], num: k}`` (rounded to
+  integers; duplicates refused), seeds a count (``0 .. count - 1``) or a list;
+* a case may sweep one parameter (``sweep: {alpha: [0.3, 0.4]}`` or a ``linspace``/``logspace``
+  range), expanding to one case per value, named ``<case><value>``;
+* every run's parameters are resolved by :func:`linflow.parameters.resolve`: exactly the ones
+  it uses, defaults filled in, so a job's parameters change only when its results can;
+* runs are cut into chunks, the unit of a simulation job: **one width and a block of
+  ``max(1, chunk_size // number of cases)`` consecutive seed values, for every case**. Seed
+  ``s`` is in block ``s // seeds_per_chunk``; chunk ``h<width>_b<block>``. Adding a width adds
+  chunks; adding seeds changes only the block the new seeds join (and adds blocks); adding a
+  case or changing ``chunk_size`` changes every chunk of the experiment.
+
+Pure Python: the Snakefile imports it to plan jobs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from . import parameters as P
+from . import resources
+
+
+class ConfigError(ValueError):
+    """A config that the schema accepts but that cannot be planned (names the key)."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One simulation job: ``width`` and ``seeds`` for every case of ``experiment``."""
+
+    experiment: str
+    block: int
+    width: int
+    seeds: tuple[int, ...]
+    cases: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return f"h{self.width}_b{self.block}"
+
+    @property
+    def runs(self) -> list[tuple[str, int, int]]:
+        """``(case, width, seed)`` of every run, in the order the job runs them."""
+        return [(case, self.width, seed) for seed in self.seeds for case in self.cases]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    dataset: str
+    cases: dict[str, dict]  # case -> resolved run parameters
+    widths: tuple[int, ...]
+    seeds: tuple[int, ...]
+    chunk_size: int
+    resources: dict = field(default_factory=dict)  # user overrides: runtime, mem_mb
+
+    @property
+    def seeds_per_chunk(self) -> int:
+        return max(1, self.chunk_size // len(self.cases))
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        blocks: dict[int, list[int]] = {}
+        for seed in self.seeds:
+            blocks.setdefault(seed // self.seeds_per_chunk, []).append(seed)
+        return [Chunk(self.name, block, width, tuple(seeds), tuple(self.cases))
+                for width in self.widths for block, seeds in sorted(blocks.items())]
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.cases) * len(self.widths) * len(self.seeds)
+
+
+@dataclass(frozen=True)
+class Plan:
+    entropy: int
+    datasets: dict[str, dict]  # name -> resolved dataset parameters
+    experiments: dict[str, Experiment]
+    figures: dict[str, dict]
+
+    def chunk(self, experiment: str, chunk_id: str) -> Chunk:
+        for chunk in self.experiments[experiment].chunks:
+            if chunk.id == chunk_id:
+                return chunk
+        raise KeyError(f"experiment {experiment!r} has no chunk {chunk_id!r}")
+
+    def chunk_spec(self, chunk: Chunk) -> dict:
+        """Everything the chunk's job uses: its runs and their resolved parameters."""
+        experiment = self.experiments[chunk.experiment]
+        return {
+            "experiment": chunk.experiment,
+            "entropy": self.entropy,
+            "width": chunk.width,
+            "runs": [[case, seed] for case, _, seed in chunk.runs],
+            "cases": {case: experiment.cases[case] for case in chunk.cases},
+        }
+
+    def chunk_resources(self, chunk: Chunk) -> dict:
+        """Memory (MB) and wall time (minutes) of the chunk's job, from the same estimates the
+        simulator uses (:mod:`linflow.resources`), unless the experiment sets them."""
+        experiment = self.experiments[chunk.experiment]
+        data = self.datasets[experiment.dataset]
+        n, m = data["n"], data["m"]
+        rank = min(data.get("N", n), n)
+        runs = chunk.runs
+        estimate = resources.chunk_resources([experiment.cases[c] for c, _, _ in runs], n=n, m=m, rank=rank,
+                                             widths=[w for _, w, _ in runs])
+        estimate.update(experiment.resources)
+        return estimate
+
+
+def canonical(value) -> str:
+    """Canonical JSON (sorted keys, no spaces): equal parameters give equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _values(spec, where: str, parameter: P.Parameter | None = None) -> list:
+    """A list, or ``{linspace|logspace: [a, b], num: k}`` (logspace: 10^a .. 10^b)."""
+    if isinstance(spec, list):
+        values = spec
+    else:
+        (kind,) = (key for key in spec if key != "num")
+        lo, hi = spec[kind]
+        num = spec["num"]
+        if num == 1:
+            values = [lo if kind == "linspace" else 10.0**lo]
+        else:
+            steps = [lo + (hi - lo) * i / (num - 1) for i in range(num)]
+            values = steps if kind == "linspace" else [10.0**x for x in steps]
+        values = [float(f"{v:.12g}") for v in values]  # 0.35, not 0.35000000000000003
+    if parameter is not None:
+        values = [parameter.check(v, where) for v in values]
+    if len(set(values)) != len(values):
+        duplicates = sorted({v for v in values if values.count(v) > 1})
+        raise ConfigError(f"{where}: duplicate values {duplicates}; every value must be distinct")
+    return values
+
+
+def expand_widths(spec, where: str) -> tuple[int, ...]:
+    """Hidden widths from a list or ``{logspace: [lo, hi], num: k}`` (rounded to integers)."""
+    if isinstance(spec, dict):
+        raw = _values(spec, where)
+        widths = [int(round(w)) for w in raw]
+        if len(set(widths)) != len(widths):
+            duplicates = sorted({w for w in widths if widths.count(w) > 1})
+            raise ConfigError(f"{where}: widths {duplicates} appear twice after rounding to integers; "
+                              f"use fewer points or a wider range")
+    else:
+        widths = _values(spec, where)
+    if any(w < 1 for w in widths):
+        raise ConfigError(f"{where}: widths must be positive integers, got {widths}")
+    return tuple(sorted(widths))
+
+
+def expand_seeds(spec, where: str) -> tuple[int, ...]:
+    """Seed values from a count (``0 .. count - 1``) or a list of distinct non-negative integers."""
+    seeds = list(range(spec)) if isinstance(spec, int) else _values(spec, where)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ConfigError(f"{where}: seeds must be a positive count or a list of non-negative integers")
+    return tuple(sorted(seeds))
+
+
+def _format(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def expand_cases(cases: dict, where: str) -> dict[str, dict]:
+    """Case families with ``sweep: {parameter: values}`` become one case per value."""
+    expanded: dict[str, dict] = {}
+    for name, spec in cases.items():
+        spec = dict(spec)
+        sweep = spec.pop("sweep", None)
+        if sweep is None:
+            expanded[name] = spec
+            continue
+        (key, values_spec), = sweep.items()
+        here = f"{where}.{name}.sweep.{key}"
+        if key in spec:
+            raise ConfigError(f"{here}: {key!r} is both swept and set in the case; set it in one place")
+        if key not in P.PARAMETERS or P.PARAMETERS[key].type not in ("integer", "number"):
+            raise ConfigError(f"{here}: only numeric run parameters can be swept")
+        for value in _values(values_spec, here, P.PARAMETERS[key]):
+            label = f"{name}{_format(value)}"
+            if label in expanded or label in cases:
+                raise ConfigError(f"{here}: the case name {label!r} is taken")
+            expanded[label] = {**spec, key: value}
+    return expanded
+
+
+def plan_experiment(name: str, spec: dict, datasets: dict) -> Experiment:
+    where = f"experiments.{name}"
+    if spec["dataset"] not in datasets:
+        raise ConfigError(f"{where}.dataset: {spec['dataset']!r} is not a dataset; "
+                          f"allowed: {', '.join(datasets)}")
+    simulation = dict(spec["simulation"])
+    experiment_level = {"output_scale": spec.get("output_scale", P.default("output_scale"))}
+    inherited = frozenset(simulation) | frozenset(experiment_level)
+    cases = {}
+    applied = set()
+    for case, case_spec in expand_cases(spec["cases"], f"{where}.cases").items():
+        if "method" in case_spec:
+            raise ConfigError(f"{where}.cases.{case}: method is set per experiment (simulation.method)")
+        given = {**experiment_level, **simulation, **case_spec}
+        cases[case] = P.resolve(given, where=f"{where}.cases.{case}", inherited=inherited)
+        applied.update(cases[case])
+    for key in simulation:
+        if key not in applied:
+            raise ConfigError(f"{where}.simulation.{key} is not used by any case "
+                              f"({P.PARAMETERS[key].name} applies when "
+                              + " and ".join(f"{k} is one of {', '.join(v)}" for k, v in P.PARAMETERS[key].when.items())
+                              + ")")
+    chunk_size = P.check("chunk_size", spec.get("chunk_size", P.default("chunk_size")), f"{where}.chunk_size")
+    return Experiment(
+        name=name,
+        dataset=spec["dataset"],
+        cases=cases,
+        widths=expand_widths(spec["widths"], f"{where}.widths"),
+        seeds=expand_seeds(spec["seeds"], f"{where}.seeds"),
+        chunk_size=chunk_size,
+        resources=dict(spec.get("resources", {})),
+    )
+
+
+def plan(config: dict) -> Plan:
+    """Resolve a workflow config (validated against the schema) into its plan."""
+    datasets = {name: P.resolve(spec, P.DATASET_PARAMETERS, where=f"datasets.{name}")
+                for name, spec in config["datasets"].items()}
+    experiments = {name: plan_experiment(name, spec, datasets) for name, spec in config["experiments"].items()}
+    figures = dict(config.get("figures", {}))
+    for name, figure in figures.items():
+        for experiment in figure["experiments"]:
+            if experiment not in experiments:
+                raise ConfigError(f"figures.{name}.experiments names {experiment!r}, which is not an experiment; "
+                                  f"allowed: {', '.join(experiments)}")
+    return Plan(entropy=int(config["seed_entropy"]), datasets=datasets, experiments=experiments, figures=figures)
+
+
+def output_scale_factor(rule: str, m: int, width: int) -> float:
+    """``gamma`` of ``f(x) = gamma V U^T x``: 1, or ``(m h)^(-1/2)`` (matrix factorization, Fig. 2/4/5)."""
+    return 1.0 if P.check("output_scale", rule) == "none" else (m * width) ** -0.5
+

@@ -1,0 +1,118 @@
+"""What a run costs before it runs: the sampling decision, memory and time estimates.
+
+One decision, used by both the initialization (:func:`linflow.init.initialize`) and the
+workflow's resource requests: :func:`uses_wishart` says whether a run samples its weights
+explicitly (n x h arrays, memory growing with the width) or as a Wishart Gram factor
+(width-independent). :func:`run_memory_bytes` estimates the peak memory of a run from the
+same decision. Pure Python: the Snakefile imports it to plan jobs.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from . import parameters as P
+
+#: Resident memory of a process that has imported linflow's dependencies (numpy, scipy,
+#: xarray, netCDF4): the max RSS of `linflow simulate` on a tiny run was 145 MB; with margin.
+PROCESS_BYTES = 250_000_000
+
+
+def uses_wishart(sampling: str, width: int, wishart_min_width: int, k: int) -> bool:
+    """Whether the initialization is sampled as a Wishart Gram factor (width-independent).
+
+    ``sampling``: ``explicit`` never, ``wishart`` always, ``auto`` from ``max(wishart_min_width,
+    k)`` on, where ``k = m + r`` (the Bartlett factor needs ``width >= k``).
+    """
+    P.check("sampling", sampling)
+    if sampling == "explicit":
+        return False
+    if sampling == "wishart":
+        if width < k:
+            raise ValueError(f"sampling 'wishart' needs width >= m + r = {k}, got {width}; use explicit or auto")
+        return True
+    return width >= max(wishart_min_width, k)
+
+
+def record_points(params: dict) -> int:
+    """Upper estimate of the recorded points of a run (log grid over ~14 decades)."""
+    return 14 * int(params.get("points_per_decade", P.default("points_per_decade"))) + 3
+
+
+def run_memory_bytes(params: dict, *, n: int, m: int, rank: int, width: int) -> int:
+    """Peak memory of one run beyond the process itself, in bytes.
+
+    Explicit sampling holds ``U`` (n x h), ``V`` (m x h) and the temporaries of the exact
+    compression (``Phi1^T U``, ``Z U^T``; also the projection of ``invariant`` and the
+    orthonormal rows of ``balanced``): about ``3 (n + m) + 3 k`` numbers per unit of width.
+    Every run keeps ``k x k`` snapshots at its recorded points (``k = m + rank``), and the
+    ``(n - r) x k`` part ``U2c``.
+    """
+    k = m + rank
+    snapshots = 8 * record_points(params) * k * (k + n)
+    wishart = uses_wishart(params.get("sampling", "auto"), width,
+                           params.get("wishart_min_width", P.default("wishart_min_width")), k)
+    weights = 0 if wishart else 8 * width * (3 * (n + m) + 3 * k)
+    explicit_sgd = 8 * width * 2 * (n + m) if params.get("method") in ("gd_explicit", "sgd_explicit") else 0
+    return snapshots + weights + explicit_sgd
+
+
+def available_memory_bytes() -> int | None:
+    """Memory this process may still use: the smaller of the system's available memory and
+    the cgroup limit (Slurm and containers set one), or None where neither can be read."""
+    limits = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                limits.append(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:
+            used = 0
+            current = Path(path).with_name("memory.current" if path.endswith("max") else "memory.usage_in_bytes")
+            try:
+                used = int(current.read_text().strip())
+            except (OSError, ValueError):
+                pass
+            limits.append(int(text) - used)
+    return min(limits) if limits else None
+
+
+def check_fits(needed: int, what: str, available: int | None = None) -> None:
+    """Refuse up front (ValueError naming ``what`` and the bytes) a run that cannot fit."""
+    available = available_memory_bytes() if available is None else available
+    if available is not None and needed > available:
+        raise ValueError(f"{what} needs about {needed:.3g} bytes, more than the {available:.3g} bytes available")
+
+
+def run_seconds(params: dict, *, n: int, m: int, rank: int, width: int) -> float:
+    """Generous wall-time estimate of one run (for Slurm's time limit), in seconds.
+
+    Flow: a few seconds (ill-conditioned data take longer), plus the compression of explicit
+    weights; gradient descent and SGD: ``max_steps`` steps at ~30 us per step per 100 state rows.
+    """
+    k = m + rank
+    wishart = uses_wishart(params.get("sampling", "auto"), width,
+                           params.get("wishart_min_width", P.default("wishart_min_width")), k)
+    explicit = 0.0 if wishart else 2e-9 * width * (n + m) * k
+    method = params["method"]
+    if method in P.FLOW_METHODS:
+        return 10.0 + explicit
+    per_step = 3e-5 * max(1.0, k / 100.0)
+    if method.endswith("_explicit"):
+        per_step += 4e-9 * width * (n + m)
+    return 1.0 + explicit + params.get("max_steps", P.default("max_steps")) * per_step
+
+
+def chunk_resources(run_params: list[dict], *, n: int, m: int, rank: int, widths: list[int]) -> dict:
+    """``mem_mb`` and ``runtime`` (minutes) of a chunk whose runs go one after another."""
+    memory = max(run_memory_bytes(p, n=n, m=m, rank=rank, width=w) for p, w in zip(run_params, widths))
+    seconds = sum(run_seconds(p, n=n, m=m, rank=rank, width=w) for p, w in zip(run_params, widths))
+    return {"mem_mb": int(math.ceil((PROCESS_BYTES + memory) / 1e6)), "runtime": int(math.ceil(5 + seconds / 60))}
+
