@@ -30,7 +30,7 @@ include: "workflow/rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_summaries(),
         all_figures(),
-    default_target: True

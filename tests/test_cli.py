@@ -20,7 +20,7 @@ def run(*args, check=False):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "dataset.nc"
-    assert cli.main(["dataset", "--experiment", "t", "--kind", "gaussian", "--n", "40", "--N", "8", "--m", "2",
+    assert cli.main(["dataset", "--name", "t", "--kind", "gaussian", "--n", "40", "--N", "8", "--m", "2",
                      "--output", str(path)]) == 0
     return path
 
@@ -40,13 +40,15 @@ def test_help_lists_the_flags():
     "extra,needle",
     [
         (["--width", "-3"], "--width"),
-        (["--alpha", "0.7"], "alpha must lie in (1/4, 1/2]"),
-        (["--alpha", "0.25"], "alpha must lie in (1/4, 1/2]"),
+        (["--alpha", "0.7"], "--alpha: expected a number in (0.25, 0.5], got 0.7"),
+        (["--alpha", "0.25"], "--alpha: expected a number in (0.25, 0.5], got 0.25"),
         (["--method", "euler"], "invalid choice: 'euler'"),
         (["--method", "gd"], "--step is required"),
         (["--rtol", "nan"], "--rtol"),
-        (["--init", "scaled"], "needs the scales a and b"),
-        (["--delta", "2"], "--delta must lie in (0, 1)"),
+        (["--init", "scaled"], "--alpha is not used when init is 'scaled'"),
+        (["--init", "scaled", "--alpha", "", "--a", "1", "--b", "1"], "--alpha: expected a number"),
+        (["--max-steps", "10"], "--max-steps is not used when method is 'flow'"),
+        (["--delta", "2"], "--delta: expected a number in (0, 1), got 2"),
     ],
 )
 def test_invalid_arguments_exit_2_and_write_nothing(dataset, tmp_path, extra, needle):

@@ -15,6 +15,7 @@ import pytest
 import xarray as xr
 
 from conftest import REPO, copy_repository
+import linflow
 from linflow import plots, record, seeding
 from workflow_helpers import scheduled_jobs, snakemake
 
@@ -23,21 +24,21 @@ SMOKE = REPO / "tests" / "config" / "smoke.yaml"
 FAILURES = REPO / "tests" / "config" / "failures.yaml"
 
 
-def checksums(repo: Path) -> dict:
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((repo / "results").rglob("runs/**/*.nc"))}
+def checksums(repo: Path, pattern: str = "runs/**/*.nc") -> dict:
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((repo / "results").rglob(pattern))}
 
 
-def test_interrupted_sweep_resumes_without_touching_finished_runs(tmp_path):
+def test_interrupted_sweep_resumes_without_touching_finished_chunks(tmp_path):
     repo = copy_repository(tmp_path / "repo", SMOKE)
     total = scheduled_jobs(repo)["simulate"]
     proc = subprocess.Popen(["snakemake", "--cores", "2"], cwd=repo, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 600
-        while len(checksums(repo) if (repo / "results").exists() else {}) < 8:
+        while len(checksums(repo, "chunks/*.nc") if (repo / "results").exists() else {}) < 4:
             assert proc.poll() is None, "workflow finished before it could be interrupted"
             assert time.monotonic() < deadline
-            time.sleep(0.2)
+            time.sleep(0.1)
         # A second invocation on the same directory is refused by Snakemake's lock
         # (--rerun-incomplete, or it may stop earlier, on the first run's in-progress outputs).
         second = snakemake(repo, "--cores", "1", "--rerun-incomplete", timeout=120, check=False)
@@ -46,27 +47,31 @@ def test_interrupted_sweep_resumes_without_touching_finished_runs(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)  # the whole job tree, as a killed node would
         proc.wait()
     time.sleep(0.5)
-    existing = checksums(repo)
-    assert 8 <= len(existing) < total
-    for path in existing:
-        record.open_run(path)  # every file that exists is complete (atomic writes)
+    tables = checksums(repo, "chunks/*.nc")
+    assert 4 <= len(tables) < total
+    for path in checksums(repo):
+        record.open_run(path)  # every run file that exists is complete (atomic writes), even in a killed chunk
 
     snakemake(repo, "--unlock", timeout=120)  # the killed run left its lock behind
-    # A job killed after its file was renamed into place but before Snakemake recorded it as
-    # done is "incomplete" to Snakemake and is rerun; every other existing run is finished.
+    # Chunks killed while running are "incomplete" to Snakemake and are rerun as a whole (a job
+    # killed after writing its table but before Snakemake recorded it counts as incomplete too).
     dry = snakemake(repo, "-n", "--cores", "1", timeout=300, check=False)
     listed = (dry.stdout + dry.stderr).split("Incomplete files:", 1)
     incomplete = {line.strip() for line in listed[1].splitlines()} if len(listed) == 2 else set()
-    before = {p: c for p, c in existing.items() if str(p.relative_to(repo)) not in incomplete}
-    assert len(before) >= len(existing) - 2  # at most one job per core was caught in that window
+    finished = {table for table in tables if str(table.relative_to(repo)) not in incomplete}
+    assert len(finished) >= len(tables) - 2  # at most one job per core was caught in that window
+    folders = [t.parent.parent / "runs" / t.stem for t in finished]
+    before = {p: c for p, c in checksums(repo).items() if any(f in p.parents for f in folders)}
+    before.update({t: tables[t] for t in finished})
+    assert len(before) > len(finished)
     rerun = snakemake(repo, "--cores", "2", "--rerun-incomplete")
     output = rerun.stdout + rerun.stderr
     stats = output.split("Job stats:", 1)[1]
     simulate_line = next(line for line in stats.splitlines() if line.strip().startswith("simulate"))
-    assert int(simulate_line.split()[1]) == total - len(before)
-    after = checksums(repo)
-    assert len(after) == total
-    assert {p: after[p] for p in before} == before  # finished runs byte-identical
+    assert int(simulate_line.split()[1]) == total - len(finished)
+    after = {**checksums(repo), **checksums(repo, "chunks/*.nc")}
+    assert len(checksums(repo, "chunks/*.nc")) == total
+    assert {p: after[p] for p in before} == before  # finished chunks byte-identical
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +84,21 @@ def failures_repo(tmp_path_factory):
 def test_diverged_and_unconverged_runs_are_reported_and_excluded(failures_repo):
     repo, _ = failures_repo
     unstable = pd.read_csv(repo / "results" / "unstable" / "summary.csv").set_index("width")
+    overflow = linflow.open_sweep(repo / "results" / "overflow")
+    assert (overflow["status"].sel(case="huge") == "failed").all()  # a bad run costs only itself
+    assert (overflow["status"].sel(case="ok") == "converged").all()
+    assert "initial loss is not finite" in str(overflow["status_message"].sel(case="huge", width=20, seed=0).item())
+    assert np.isnan(overflow["final_distance_fro"].sel(case="huge")).all()
+    assert int(overflow["n_failed"].sum()) == 4
     assert unstable.loc[1000, "n_diverged"] == 2 and np.isnan(unstable.loc[1000, "distance_fro_mean"])
     assert unstable.loc[10, "n_converged"] == 2
     runs = pd.read_csv(repo / "results" / "unstable" / "runs.csv")
     assert set(runs.loc[runs["width"] == 1000, "status"]) == {"diverged"}
     short = pd.read_csv(repo / "results" / "short" / "summary.csv")
     assert short["n_not_converged"].sum() == 8 and short["n_converged"].sum() == 0
-    for name in ("bias_unstable", "bias_stable", "tightness"):
+    for name in ("bias_unstable", "bias_stable", "tightness", "bias_overflow"):
         assert (repo / "results" / "figures" / f"{name}.png").stat().st_size > 10_000
-    ds = record.open_run(repo / "results" / "unstable" / "runs" / "a1" / "h1000_s0.nc")
+    ds = record.open_run(repo / "results" / "unstable" / "runs" / "h1000_b0" / "a1" / "h1000_s0.nc")
     assert ds["status"].item() == "diverged" and np.all(np.isfinite(ds["loss"].values))
 
 
@@ -95,13 +106,16 @@ def test_flow_runs_record_their_numerical_health(failures_repo):
     repo, _ = failures_repo
     summary = xr.open_dataset(repo / "results" / "stable" / "summary.nc", engine="netcdf4")
     assert np.all(summary["imbalance_drift"].values < 1e-8)
-    ds = record.open_run(repo / "results" / "stable" / "runs" / "alpha0.50" / "h50_s0.nc")
+    ds = record.open_run(repo / "results" / "stable" / "runs" / "h50_b0" / "alpha0.50" / "h50_s0.nc")
     assert "rtol" in ds.attrs["parameters"] and ds["imbalance_drift"].attrs["long_name"]
 
 
 def data_variables(repo: Path) -> dict:
+    """Every NetCDF file's variables; the only ones that may differ between runs are the
+    measured wall times (attributes, and a variable of the chunk tables and summaries)."""
     files = sorted(list((repo / "results").rglob("*.nc")) + list((repo / "data").rglob("*.nc")))
-    return {p.relative_to(repo): record.open_netcdf(p).drop_attrs() for p in files}
+    return {p.relative_to(repo): record.open_netcdf(p).drop_attrs().drop_vars("wall_time_seconds", errors="ignore")
+            for p in files}
 
 
 def test_results_do_not_depend_on_cores(failures_repo, tmp_path):

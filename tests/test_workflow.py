@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +14,8 @@ import xarray as xr
 import yaml
 
 from conftest import REPO, copy_repository
-from linflow import record
+import linflow
+from linflow import grid, record
 from workflow_helpers import scheduled_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -31,11 +34,16 @@ def smoke_config():
 
 
 def expected_runs(config):
-    for name, spec in config["experiments"].items():
-        for case in spec["cases"]:
-            for width in spec["widths"]:
-                for seed in range(spec["seeds"]):
-                    yield name, case, width, seed
+    plan = grid.plan(config)
+    for name, experiment in plan.experiments.items():
+        for chunk in experiment.chunks:
+            for case, width, seed in chunk.runs:
+                yield name, chunk.id, case, width, seed
+
+
+def n_chunks(config=None):
+    plan = grid.plan(config or smoke_config())
+    return sum(len(e.chunks) for e in plan.experiments.values())
 
 
 def test_all_outputs_exist_with_the_schema(smoke_repo):
@@ -43,8 +51,8 @@ def test_all_outputs_exist_with_the_schema(smoke_repo):
     for name in config["datasets"]:
         ds = record.open_netcdf(smoke_repo / "data" / name / "dataset.nc", ("X", "Y", "theta_hat"))
         assert ds.attrs["parameters_hash"]
-    for name, case, width, seed in expected_runs(config):
-        path = smoke_repo / "results" / name / "runs" / case / f"h{width}_s{seed}.nc"
+    for name, chunk, case, width, seed in expected_runs(config):
+        path = smoke_repo / "results" / name / "runs" / chunk / case / f"h{width}_s{seed}.nc"
         ds = record.open_run(path)  # raises if any schema variable is missing
         assert ds.attrs["width"] == width and ds.attrs["case"] == case and ds.attrs["seed"] == seed
         assert ds["status"].item() == "converged", path
@@ -54,15 +62,16 @@ def test_all_outputs_exist_with_the_schema(smoke_repo):
     for name in config["experiments"]:
         for suffix in ("summary.nc", "summary.csv", "runs.csv", "fits.csv"):
             assert (smoke_repo / "results" / name / suffix).stat().st_size > 0
-    summary = xr.open_dataset(smoke_repo / "results" / "implicit_bias" / "summary.nc", engine="netcdf4")
+    summary = linflow.open_sweep(smoke_repo / "results" / "implicit_bias")
     assert np.all(np.isfinite(summary["slope_fro"].values))
     assert np.all(np.isfinite(summary["slope_fro_ci_low"].values))
+    assert (summary["status"] == "converged").all()
 
 
 def test_rates_beat_their_bounds(smoke_repo):
     """The measured late-phase rate is at least the Corollary 4 and Theorem 3 rates (flow runs)."""
     for name in ("alpha_sweep", "conditioning_1", "conditioning_10"):
-        summary = xr.open_dataset(smoke_repo / "results" / name / "summary.nc", engine="netcdf4")
+        summary = linflow.open_sweep(smoke_repo / "results" / name)
         assert np.all(summary["ratio_rate_cor4"].values >= 1 - 1e-6)
         assert np.all(summary["ratio_rate_thm3"].values >= 1 - 1e-6)
 
@@ -106,7 +115,7 @@ def edit_config(repo, change):
     def edit(text):
         config = yaml.safe_load(text)
         change(config)
-        return yaml.safe_dump(config)
+        return yaml.safe_dump(config, sort_keys=False)
 
     return EditedFile(repo / "config.yaml", edit)
 
@@ -124,16 +133,20 @@ def _set(*path_and_value):
 
 
 CONFIG_CHANGES = [
-    # factorization: 2 runs, its summary, and the two figures that read its runs.
+    # factorization: its 2 chunks (one per width), its summary, the two figures that read it.
     ("experiment parameter", _set("experiments", "factorization", "simulation", "step", 0.04),
      Counter(simulate=2, aggregate=1, figure=2, all=1)),
-    # One new seed at each of 3 widths; implicit_bias feeds fig7 and bound_tightness.
+    # A third seed joins seed block 0 of each of the 3 widths; implicit_bias feeds 2 figures.
     ("added seed", _set("experiments", "implicit_bias", "seeds", 3), Counter(simulate=3, aggregate=1, figure=2, all=1)),
     ("added width", _set("experiments", "implicit_bias", "widths", [50, 200, 800, 1600]),
-     Counter(simulate=2, aggregate=1, figure=2, all=1)),
-    # kappa_10 feeds conditioning_10 (2 widths x 2 seeds) and the conditioning figure.
+     Counter(simulate=1, aggregate=1, figure=2, all=1)),
+    # kappa_10 feeds conditioning_10 (2 chunks) and the conditioning figure.
     ("dataset parameter", _set("datasets", "kappa_10", "noise", 0.02),
-     Counter(dataset=1, simulate=4, aggregate=1, figure=1, all=1)),
+     Counter(dataset=1, simulate=2, aggregate=1, figure=1, all=1)),
+    # Bug 5: a default written out, a parameter of another method: the jobs do not change.
+    ("default written out", _set("experiments", "alpha_sweep", "simulation", "rtol", 1e-10), Counter()),
+    ("keys reordered", lambda config: config.update(datasets=dict(reversed(list(config["datasets"].items())))),
+     Counter()),
 ]
 
 
@@ -143,19 +156,22 @@ def test_config_change_reruns_exactly_what_depends_on_it(smoke_repo, label, chan
         assert scheduled_jobs(smoke_repo) == expected
 
 
-def test_plotting_code_change_reruns_only_figures(smoke_repo):
-    with EditedFile(smoke_repo / "src" / "linflow" / "plots.py", lambda t: t + "\n# edited\n"):
-        jobs = scheduled_jobs(smoke_repo)
-    assert jobs == Counter(figure=len(smoke_config()["figures"]), all=1)
+CODE_CHANGES = [  # module edited -> jobs rerun (computed from what each command imports)
+    ("plots.py", lambda config: Counter(figure=len(config["figures"]), all=1)),
+    ("aggregate.py", lambda config: Counter(aggregate=len(config["experiments"]), figure=len(config["figures"]),
+                                            all=1)),
+    ("batch.py", lambda config: Counter(simulate=n_chunks(config), aggregate=len(config["experiments"]),
+                                        figure=len(config["figures"]), all=1)),
+    ("cli.py", lambda config: Counter(dataset=len(config["datasets"]), simulate=n_chunks(config),
+                                      aggregate=len(config["experiments"]), figure=len(config["figures"]), all=1)),
+]
 
 
-def test_simulator_code_change_reruns_simulations(smoke_repo):
-    n_runs = len(list(expected_runs(smoke_config())))
-    with EditedFile(smoke_repo / "src" / "linflow" / "simulate.py", lambda t: t + "\n# edited\n"):
+@pytest.mark.parametrize("module,expected", CODE_CHANGES, ids=[c[0] for c in CODE_CHANGES])
+def test_code_change_reruns_the_stages_that_import_it(smoke_repo, module, expected):
+    with EditedFile(smoke_repo / "src" / "linflow" / module, lambda t: t + "\n# edited\n"):
         jobs = scheduled_jobs(smoke_repo)
-    config = smoke_config()
-    assert jobs == Counter(simulate=n_runs, aggregate=len(config["experiments"]),
-                           figure=len(config["figures"]), all=1)
+    assert jobs == expected(smoke_config())
 
 
 def test_lint_is_clean(smoke_repo):
@@ -165,20 +181,21 @@ def test_lint_is_clean(smoke_repo):
     assert "Congratulations, your workflow is in a good condition!" in output, output
 
 
-INVALID = [
-    ("negative width", lambda c: c["experiments"]["implicit_bias"].update(widths=[-5, 10]), ["widths", "minimum"]),
-    ("alpha out of range", lambda c: c["experiments"]["alpha_sweep"]["cases"]["alpha0.35"].update(alpha=0.2),
-     ["alpha", "0.25"]),
+def test_snakemake_files_are_formatted():
+    """snakefmt (the snakemake-workflows convention) finds nothing to change."""
+    files = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
+    proc = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "--diff", *map(str, files)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+INVALID = [  # more cases, without Snakemake, in tests/test_parameters.py
     ("unknown method", lambda c: c["experiments"]["alpha_sweep"]["simulation"].update(method="euler"),
-     ["method", "'flow', 'gd', 'gd_explicit'"]),
-    ("unknown experiment key", lambda c: c["experiments"]["alpha_sweep"].update(colour="red"), ["colour"]),
-    ("wrong type", lambda c: c["experiments"]["implicit_bias"].update(seeds="two"), ["seeds", "integer"]),
-    ("unknown init", lambda c: c["experiments"]["implicit_bias"]["cases"]["alpha0.50"].update(init="orthogonal"),
-     ["init", "'gaussian', 'scaled', 'balanced', 'invariant'"]),
-    ("gd without step", lambda c: c["experiments"]["factorization"]["simulation"].pop("step"), ["step"]),
+     ["'euler' is not one of ['flow', 'gd', 'gd_explicit', 'sgd', 'sgd_explicit']", "method"]),
+    ("alpha on a scaled case", lambda c: c["experiments"]["imbalanced_init"]["cases"]["balanced"].update(alpha=0.4),
+     ["'alpha' is not one of", "balanced"]),
     ("unknown dataset", lambda c: c["experiments"]["implicit_bias"].update(dataset="nope"),
      ["experiments.implicit_bias.dataset", "allowed"]),
-    ("unknown figure kind", lambda c: c["figures"]["conditioning"].update(kind="heatmap"), ["kind", "'spectrum'"]),
 ]
 
 

@@ -11,9 +11,12 @@ live in :mod:`linflow.theory`, data in :mod:`linflow.data`, initializations in
 __version__ = "0.2.0"
 __all__ = ["simulate", "open_sweep", "__version__"]
 
-#: Public functions, imported on first use so ``import linflow.parameters`` (the Snakefile's
-#: planning) and each command load only the modules they need.
-_LAZY = {"simulate": ".simulate", "open_sweep": ".sweep"}
+# The function shadows its module (``linflow.simulate`` is the function), so it is imported
+# eagerly; every command therefore depends on the simulator's code (linflow.codehash).
+from .simulate import simulate  # noqa: E402
+
+#: Imported on first use: reading sweeps is not part of any workflow command.
+_LAZY = {"open_sweep": ".sweep"}
 
 
 def __getattr__(name):

@@ -23,7 +23,7 @@ import xarray as xr
 from . import grid, record, seeding, theory
 from . import init as init_mod
 from . import parameters as P
-from .simulate import simulate
+from .simulate import output_factor, simulate
 from .state import CompressedInit
 
 #: Keyword arguments of :func:`linflow.simulate` that come straight from a run's parameters.
@@ -57,7 +57,7 @@ def run_one(reductions: Reductions, *, experiment: str, case: str, width: int, s
     by the cases of an experiment (common random numbers across cases).
     """
     X, Y = reductions.X, reductions.Y
-    gamma = grid.output_scale_factor(params.get("output_scale", "none"), Y.shape[1], width)
+    gamma = output_factor(params.get("output_scale", P.default("output_scale")), Y.shape[1], width)
     problem = reductions(gamma)
     rng = seeding.rng_for(entropy, "init", experiment, width, seed)
     start = init_mod.initialize(

@@ -5,9 +5,9 @@ command imports. Each rule therefore passes :func:`stage_hash` of its command as
 modules are found, not listed: starting from the command's module (and the entry points every
 command goes through: the package ``__init__``, ``__main__``, ``cli`` and ``commands``), every
 ``import`` of a linflow module anywhere in a module (top level or inside a function) is
-followed. The package's lazy public attributes (``linflow.simulate``, ``linflow.open_sweep``)
-are named by strings, not imports, so they do not pull those modules into every command; the
-tests check that what a command really imports at run time is inside what is found here.
+followed. The package's lazy public attribute ``linflow.open_sweep`` is named by a string, not
+an import, so reading sweeps is not part of every command; the tests check that what a command
+really imports at run time is inside what is found here.
 """
 
 from __future__ import annotations

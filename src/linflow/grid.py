@@ -239,9 +239,3 @@ def plan(config: dict) -> Plan:
                 raise ConfigError(f"figures.{name}.experiments names {experiment!r}, which is not an experiment; "
                                   f"allowed: {', '.join(experiments)}")
     return Plan(entropy=int(config["seed_entropy"]), datasets=datasets, experiments=experiments, figures=figures)
-
-
-def output_scale_factor(rule: str, m: int, width: int) -> float:
-    """``gamma`` of ``f(x) = gamma V U^T x``: 1, or ``(m h)^(-1/2)`` (matrix factorization, Fig. 2/4/5)."""
-    return 1.0 if P.check("output_scale", rule) == "none" else (m * width) ** -0.5
-

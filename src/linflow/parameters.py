@@ -178,7 +178,7 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     # Simulation.
     _p("method", "string", "simulator: exact gradient flow, gradient descent or mini-batch SGD (the "
        "_explicit variants update full n x h weights: references for tests)", SIMULATION,
-       choices=METHODS, required=True),
+       default="flow", choices=METHODS),
     _p("step", "number", "step size on the objective (gradient descent, SGD)", SIMULATION,
        exclusive_minimum=0, when={"method": STEPPED_METHODS}, required=True),
     _p("loss_scale", "string", "objective 1/2 ||Y - X U V^T||_F^2 (half) or (1/N) ||.||_F^2 (mean; for SGD "

@@ -36,11 +36,9 @@ def _branch(key: str, value, default) -> dict:
     return condition
 
 
-def _range_schema(parameter: P.Parameter | None, integer: bool = False) -> dict:
-    """A list of values, or ``{linspace|logspace: [lo, hi], num: k}``."""
-    items = parameter.json_schema() if parameter else {"type": "integer" if integer else "number"}
-    items.pop("default", None)
-    items.pop("description", None)
+def _range_schema(items: dict) -> dict:
+    """A list of values (each valid under ``items``), or ``{linspace|logspace: [lo, hi], num: k}``."""
+    items = {k: v for k, v in items.items() if k not in ("default", "description")}
     return {
         "if": {"type": "array"},
         "then": {"items": items, "minItems": 1, "uniqueItems": True},
@@ -77,7 +75,7 @@ def _case() -> dict:
         "description": "expand this case into one case per value of one numeric parameter, named <case><value>",
         "type": "object", "minProperties": 1, "maxProperties": 1,
         "propertyNames": {"enum": [p.name for p in NUMERIC_RUN_PARAMETERS if p.name != "method"]},
-        "properties": {p.name: _range_schema(p) for p in NUMERIC_RUN_PARAMETERS},
+        "properties": {p.name: _range_schema(p.json_schema()) for p in NUMERIC_RUN_PARAMETERS},
     }
     branches = []
     for init, sampling in itertools.product(P.INIT_KINDS, P.SAMPLING_KINDS):
@@ -96,9 +94,9 @@ def _simulation() -> dict:
     branches = []
     for method in P.METHODS:
         allowed = [p.name for p in params if _applies(p, method=method)]
-        branches.append({"if": _branch("method", method, None), "then": {"propertyNames": {"enum": allowed}}})
-    return {"type": "object", "required": ["method"], "properties": {p.name: p.json_schema() for p in params},
-            "allOf": branches}
+        branches.append({"if": _branch("method", method, P.default("method")),
+                         "then": {"propertyNames": {"enum": allowed}}})
+    return {"type": "object", "properties": {p.name: p.json_schema() for p in params}, "allOf": branches}
 
 
 def _experiment() -> dict:
@@ -107,7 +105,7 @@ def _experiment() -> dict:
     for method in P.METHODS:
         allowed = init_keys + [p.name for p in OVERRIDABLE if _applies(p, method=method)]
         branches.append({
-            "if": {"properties": {"simulation": {"properties": {"method": {"const": method}}, "required": ["method"]}}},
+            "if": {"properties": {"simulation": _branch("method", method, P.default("method"))}},
             "then": {"properties": {"cases": {"additionalProperties": {"propertyNames": {"enum": allowed}}}}},
         })
     return {
@@ -120,7 +118,7 @@ def _experiment() -> dict:
             "cases": {"type": "object", "minProperties": 1, "propertyNames": {"$ref": "#/$defs/name"},
                       "additionalProperties": {"$ref": "#/$defs/case"},
                       "description": "named initializations; every case runs at every width and seed"},
-            "widths": dict(_range_schema(None, integer=True), description=(
+            "widths": dict(_range_schema({"type": "integer", "minimum": 1}), description=(
                 "hidden widths: a list, or {logspace: [lo, hi], num: k} (rounded to integers)")),
             "seeds": {"description": "number of seeds (seed values 0 .. n-1), or a list of seed values",
                       "if": {"type": "integer"}, "then": {"minimum": 1},

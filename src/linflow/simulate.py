@@ -45,6 +45,16 @@ def _finite_matrix(name: str, value, ndim: int = 2) -> np.ndarray:
     return arr
 
 
+def output_factor(output_scale, m: int, width: int) -> float:
+    """``gamma`` from a positive number or an ``output_scale`` rule (:mod:`linflow.parameters`)."""
+    if isinstance(output_scale, str):
+        return 1.0 if P.check("output_scale", output_scale) == "none" else (m * width) ** -0.5
+    if isinstance(output_scale, bool) or not np.isfinite(output_scale) or not output_scale > 0:
+        raise ValueError(f"output_scale must be a positive finite number or one of "
+                         f"{', '.join(P.OUTPUT_SCALES)}, got {output_scale!r}")
+    return float(output_scale)
+
+
 def objective_scale(loss_scale: str, N: int) -> float:
     """The objective as a multiple of ``1/2 ||Y - X U V^T||_F^2``: 1 (half) or ``2/N`` (mean)."""
     return 2.0 / N if P.check("loss_scale", loss_scale) == "mean" else 1.0
@@ -64,7 +74,7 @@ def simulate(
     method: str = "flow",
     step: float | None = None,
     loss_scale: str = "half",
-    output_scale: float = 1.0,
+    output_scale: float | str = "none",
     stop_factor: float = 1e-12,
     loss_threshold: float | None = None,
     max_time: float = 1e4,
@@ -89,7 +99,8 @@ def simulate(
     step : gradient-descent step on the objective (required for ``gd*``).
     loss_scale : objective ``1/2 ||.||_F^2`` (``"half"``, the paper's theory) or
         ``(1/N) ||.||_F^2`` (``"mean"``, the paper's experiments).
-    output_scale : ``gamma`` in ``f(x) = gamma V U^T x`` (``(m h)^{-1/2}`` for Fig. 2/4/5).
+    output_scale : ``gamma`` in ``f(x) = gamma V U^T x``: a positive number, or the config's
+        rule ``"none"`` (1) or ``"inverse_sqrt_mh"`` (``(m h)^{-1/2}``, Fig. 2/4/5).
     stop_factor : stop when the excess loss has fallen by this factor.
     loss_threshold : also stop when the objective's excess loss is below this (Fig. 7: 1e-8).
     max_time, max_steps : limits for ``flow`` (flow time) and ``gd*`` (iterations).
@@ -117,9 +128,6 @@ def simulate(
     Y = _finite_matrix("Y", Y)
     if X.shape[0] != Y.shape[0]:
         raise ValueError(f"X and Y must have the same number of rows (samples), got X {X.shape} and Y {Y.shape}")
-    if isinstance(output_scale, bool) or not np.isfinite(output_scale) or not output_scale > 0:
-        raise ValueError(f"output_scale must be a positive finite number, got {output_scale!r}")
-    output_scale = float(output_scale)
     stop_factor = P.check("stop_factor", stop_factor)
     if loss_threshold is not None:
         loss_threshold = P.check("loss_threshold", loss_threshold)
@@ -135,6 +143,8 @@ def simulate(
             raise ValueError(f"step is required for method {method!r}; expected {P.PARAMETERS['step'].allowed()}")
         step = P.check("step", step)
 
+    h = init.width if init is not None else np.shape(U0)[-1] if U0 is not None else 0
+    output_scale = output_factor(output_scale, Y.shape[1], h)
     X_eff = output_scale * X
     if problem is None:
         problem = theory.reduce_problem(X_eff, Y)

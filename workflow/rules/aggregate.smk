@@ -12,13 +12,13 @@ rule aggregate:
         fits_csv="results/{experiment}/fits.csv",
     log:
         "logs/aggregate/{experiment}.log",
-    params:
-        code=code("aggregate"),
+    conda:
+        ENV
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        ENV
+    params:
+        code=code("aggregate"),
     shell:
         "python -m linflow aggregate {input.tables} --experiment {wildcards.experiment} "
         "--summary-nc {output.nc} --summary-csv {output.csv} --runs-csv {output.runs_csv} "

@@ -61,7 +61,9 @@ def all_summaries():
 
 def all_figures():
     return [
-        f"results/figures/{name}.{ext}" for name in PLAN.figures for ext in ("png", "pdf")
+        f"results/figures/{name}.{ext}"
+        for name in PLAN.figures
+        for ext in ("png", "pdf")
     ]
 
 

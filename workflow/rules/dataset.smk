@@ -6,12 +6,12 @@ rule dataset:
         "data/{dataset}/dataset.nc",
     log:
         "logs/dataset/{dataset}.log",
+    conda:
+        ENV
     params:
         flags=dataset_flags,
         entropy=PLAN.entropy,
         code=code("dataset"),
-    conda:
-        ENV
     shell:
         "python -m linflow dataset --name {wildcards.dataset} --entropy {params.entropy} "
         "{params.flags} --output {output} > {log} 2>&1"

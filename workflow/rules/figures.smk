@@ -15,14 +15,14 @@ rule figure:
         pdf="results/figures/{figure}.pdf",
     log:
         "logs/figures/{figure}.log",
-    params:
-        kind=lambda wildcards: PLAN.figures[wildcards.figure]["kind"],
-        code=code("figure"),
+    conda:
+        ENV
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        ENV
+    params:
+        kind=lambda wildcards: PLAN.figures[wildcards.figure]["kind"],
+        code=code("figure"),
     shell:
         "MPLBACKEND=Agg python -m linflow figure {params.kind} {input} "
         "--png {output.png} --pdf {output.pdf} > {log} 2>&1"

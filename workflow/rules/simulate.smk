@@ -13,15 +13,15 @@ rule simulate:
         "logs/simulate/{experiment}/{chunk}.log",
     benchmark:
         "results/benchmarks/simulate/{experiment}/{chunk}.tsv"
-    params:
-        spec=chunk_spec,
-        code=code("chunk"),
+    conda:
+        ENV
     threads: 1
     resources:
         mem_mb=chunk_mem_mb,
         runtime=chunk_runtime,
-    conda:
-        ENV
+    params:
+        spec=chunk_spec,
+        code=code("chunk"),
     shell:
         "python -m linflow chunk --dataset {input.dataset} --spec {params.spec:q} "
         "--runs-dir {output.runs} --table {output.table} > {log} 2>&1"

@@ -1,0 +1,160 @@
+"""Chunks: one process runs many runs, each exactly as if computed alone; a bad run costs only itself."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from linflow import aggregate, batch, grid, record
+from linflow import parameters as P
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "linflow", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "dataset.nc"
+    proc = run_cli("dataset", "--name", "g", "--kind", "gaussian", "--n", "30", "--N", "6", "--m", "2",
+                   "--output", path)
+    assert proc.returncode == 0, proc.stderr
+    return path
+
+
+CONFIG = {
+    "seed_entropy": 11,
+    "datasets": {"g": {"kind": "gaussian", "n": 30, "N": 6, "m": 2}},
+    "experiments": {"e": {
+        "dataset": "g", "widths": [40], "seeds": 3, "simulation": {"method": "flow"},
+        "cases": {
+            "gauss": {"init": "gaussian", "alpha": 0.5},
+            # U(0) = 1e200 U0: the initial loss overflows; this run must fail alone.
+            "huge": {"init": "scaled", "a": 1e200, "b": 1.0, "sampling": "explicit"},
+            "wide": {"init": "invariant", "alpha": 0.4, "sampling": "wishart"},
+        },
+    }},
+    "figures": {},
+}
+
+
+@pytest.fixture(scope="module")
+def chunk(dataset, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("chunk")
+    plan = grid.plan(CONFIG)
+    (only,) = plan.experiments["e"].chunks
+    spec = plan.chunk_spec(only)
+    proc = run_cli("chunk", "--dataset", dataset, "--spec", json.dumps(spec), "--runs-dir", folder / "runs",
+                   "--table", folder / "table.nc")
+    assert proc.returncode == 0, proc.stderr
+    return folder, spec, proc
+
+
+def test_a_run_in_a_chunk_equals_the_run_computed_alone(dataset, chunk, tmp_path):
+    folder, spec, _ = chunk
+    for case in ("gauss", "wide"):
+        params = spec["cases"][case]
+        flags = [f"{P.PARAMETERS[k].flag}={v}" for k, v in params.items()]
+        alone = tmp_path / f"{case}.nc"
+        proc = run_cli("simulate", "--dataset", dataset, "--experiment", "e", "--case", case, "--entropy", "11",
+                       "--width", "40", "--seed", "2", *flags, "--output", alone)
+        assert proc.returncode == 0, proc.stderr
+        a = record.open_run(alone)
+        b = record.open_run(batch.run_path(folder / "runs", case, 40, 2))
+        assert a["status"].item() == "converged"
+        xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())  # every variable, bit for bit
+        assert a.attrs["parameters_hash"] == b.attrs["parameters_hash"]
+
+
+def test_a_failing_run_is_recorded_and_costs_only_itself(chunk):
+    folder, spec, proc = chunk
+    table = record.open_table(folder / "table.nc")
+    assert table.sizes["run"] == 9
+    statuses = dict(zip(zip(table["case"].values, table["seed"].values), table["status"].values))
+    for seed in range(3):
+        assert statuses[("huge", seed)] == "failed"
+        assert statuses[("gauss", seed)] == "converged" and statuses[("wide", seed)] == "converged"
+    failed = record.open_run(batch.run_path(folder / "runs", "huge", 40, 0))
+    assert failed["status"].item() == "failed" and not bool(failed["converged"])
+    assert "initial" in failed.attrs["status_message"] and "ValueError" in failed.attrs["status_message"]
+    assert failed.sizes["time"] == 0 and np.isnan(float(failed["final_distance_fro"]))
+    assert "9/9 runs" in proc.stdout and "ETA" in proc.stdout  # progress in the job's log
+
+
+def test_chunk_table_agrees_with_the_run_files(chunk, tmp_path):
+    folder, _, _ = chunk
+    assert aggregate.verify_runs([folder / "table.nc"]) == 9
+    run = batch.run_path(folder / "runs", "gauss", 40, 1)
+    tampered = record.open_run(run)
+    tampered["final_distance_fro"] = tampered["final_distance_fro"] * (1 + 1e-9)
+    copy = tmp_path / "table.nc"
+    table = record.open_table(folder / "table.nc")
+    moved = tmp_path / "gauss.nc"
+    record.write_run(tampered, moved)
+    table["file"] = ("run", np.where(table["file"].values == str(run), str(moved), table["file"].values))
+    record.write_netcdf(table, copy)
+    with pytest.raises(ValueError, match="final_distance_fro"):
+        aggregate.verify_runs([copy])
+
+
+@pytest.mark.parametrize("spec_change,needle", [
+    (lambda s: s["cases"]["gauss"].pop("rtol"), "not resolved"),
+    (lambda s: s["cases"]["gauss"].update(alpha=0.9), "alpha"),
+    (lambda s: s["runs"].append(["nope", 0]), "case 'nope'"),
+])
+def test_a_bad_spec_stops_the_chunk_before_any_run(dataset, tmp_path, spec_change, needle):
+    plan = grid.plan(CONFIG)
+    spec = plan.chunk_spec(plan.experiments["e"].chunks[0])
+    spec_change(spec)
+    proc = run_cli("chunk", "--dataset", dataset, "--spec", json.dumps(spec), "--runs-dir", tmp_path / "runs",
+                   "--table", tmp_path / "t.nc")
+    assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "t.nc").exists()
+
+
+def test_an_unreadable_dataset_stops_the_chunk(tmp_path):
+    bad = tmp_path / "dataset.nc"
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    plan = grid.plan(CONFIG)
+    proc = run_cli("chunk", "--dataset", bad, "--spec", json.dumps(plan.chunk_spec(plan.experiments["e"].chunks[0])),
+                   "--runs-dir", tmp_path / "runs", "--table", tmp_path / "t.nc")
+    assert proc.returncode == 2 and "delete it and rerun" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_chunks_are_stable_when_seeds_widths_or_cases_are_added():
+    def chunks(seeds=8, widths=(100, 1000), cases=("c1", "c2"), chunk_size=4):
+        config = json.loads(json.dumps(CONFIG))
+        e = config["experiments"]["e"]
+        e.update(seeds=seeds, widths=list(widths), chunk_size=chunk_size,
+                 cases={c: {"init": "gaussian", "alpha": 0.5} for c in cases})
+        plan = grid.plan(config)
+        return {c.id: grid.canonical(plan.chunk_spec(c)) for c in plan.experiments["e"].chunks}
+
+    base = chunks()
+    assert len(base) == 8  # 2 widths x 4 blocks of 2 seeds x 2 cases
+    more_seeds = chunks(seeds=9)
+    assert {k for k in base if more_seeds[k] != base[k]} == set() and set(more_seeds) - set(base) == {
+        "h100_b4", "h1000_b4"}
+    more_widths = chunks(widths=(100, 1000, 5000))
+    assert all(more_widths[k] == v for k, v in base.items()) and len(more_widths) == 12
+    more_cases = chunks(cases=("c1", "c2", "c3"))
+    assert all(more_cases[k] != base.get(k) for k in more_cases)  # a new case joins every chunk
+
+
+def test_explicit_weights_that_cannot_fit_are_refused_up_front(dataset, tmp_path):
+    base = ["simulate", "--dataset", dataset, "--experiment", "e", "--width", "1000000000", "--seed", "0",
+            "--init", "invariant", "--alpha", "0.5", "--method", "flow"]
+    proc = run_cli(*base, "--sampling", "explicit", "--output", tmp_path / "x.nc")
+    assert proc.returncode == 2, proc.stderr
+    assert "width 1000000000" in proc.stderr and "bytes" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.nc").exists()
+    proc = run_cli(*base, "--output", tmp_path / "wide.nc")  # sampling auto: width-independent
+    assert proc.returncode == 0, proc.stderr
+    ds = record.open_run(tmp_path / "wide.nc")
+    assert ds["status"].item() == "converged" and float(ds["orthogonality0"]) == 0.0

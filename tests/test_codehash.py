@@ -1,0 +1,125 @@
+"""Rerun tracking of code: each workflow stage's hash covers exactly the modules its command imports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from linflow import cli, codehash, grid
+
+SOURCE = REPO / "src" / "linflow"
+STAGES = {name: module for name, (module, _) in cli.COMMANDS.items()}
+
+
+def all_modules() -> list[str]:
+    names = []
+    for path in sorted(SOURCE.rglob("*.py")):
+        parts = path.relative_to(SOURCE.parent).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def test_every_module_is_found():
+    modules = all_modules()
+    assert "linflow.cli" in modules and "linflow.commands.chunk" in modules
+    for module in modules:
+        assert codehash.module_file(module) is not None, module
+
+
+@pytest.mark.parametrize("module", all_modules())
+def test_editing_a_module_changes_exactly_the_hashes_of_the_stages_that_import_it(module, tmp_path):
+    copy = tmp_path / "linflow"
+    shutil.copytree(SOURCE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = {stage: codehash.stage_hash(entry, copy) for stage, entry in STAGES.items()}
+    path = codehash.module_file(module, copy)
+    path.write_text(path.read_text() + "\n# edited\n")
+    after = {stage: codehash.stage_hash(entry, copy) for stage, entry in STAGES.items()}
+    changed = {stage for stage in STAGES if before[stage] != after[stage]}
+    importers = {stage for stage, entry in STAGES.items() if module in codehash.stage_modules(entry, copy)}
+    assert changed == importers
+    if module in ("linflow", "linflow.cli", "linflow.commands", "linflow.__main__", "linflow.parameters"):
+        assert changed == set(STAGES)  # every command goes through these
+
+
+def test_plotting_and_aggregation_do_not_rerun_simulations():
+    chunk = set(codehash.stage_modules(STAGES["chunk"]))
+    assert "linflow.plots" not in chunk and "linflow.aggregate" not in chunk and "linflow.sweep" not in chunk
+    assert {"linflow.kernels", "linflow.simulate", "linflow.init", "linflow.batch"} <= chunk
+    assert "linflow.plots" not in codehash.stage_modules(STAGES["aggregate"])
+
+
+def test_package_code_never_goes_through_the_lazy_public_attributes():
+    """linflow.open_sweep is loaded by name (not an import the hash sees): the package's own
+    code must import its modules explicitly."""
+    for path in SOURCE.rglob("*.py"):
+        text = path.read_text()
+        for needle in ("import linflow\n", "from linflow import", "linflow.open_sweep("):
+            assert needle not in text.split('"""', 2)[-1], f"{path.name}: {needle.strip()}"
+
+
+PROBE = """
+import atexit, runpy, sys
+def report():
+    with open({out!r}, "w") as handle:
+        handle.write("\\n".join(sorted(m for m in sys.modules if m == "linflow" or m.startswith("linflow."))))
+atexit.register(report)
+sys.argv = ["linflow", *{args!r}]
+runpy.run_module("linflow", run_name="__main__", alter_sys=True)
+"""
+
+
+def run_and_list_modules(tmp_path: Path, name: str, *args: str) -> set[str]:
+    out = tmp_path / f"{name}.modules"
+    proc = subprocess.run([sys.executable, "-c", PROBE.format(out=str(out), args=[str(a) for a in args])],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    return set(out.read_text().split())
+
+
+def test_what_each_command_imports_at_run_time_is_inside_its_hash(tmp_path):
+    """Run every command for real (both simulators, a failing run, every figure kind) and
+    compare the linflow modules it loaded with the modules its stage hash covers."""
+    config = {
+        "seed_entropy": 1,
+        "datasets": {"d": {"kind": "gaussian", "n": 12, "N": 4, "m": 1}},
+        "experiments": {
+            "e": {"dataset": "d", "widths": [8, 30], "seeds": 2, "simulation": {"method": "gd", "step": 0.05},
+                  "cases": {"g": {"init": "gaussian", "alpha": 0.5}, "b": {"init": "balanced", "a": 0.1, "b": 0.1},
+                            "w": {"init": "gaussian", "alpha": 0.5, "sampling": "wishart"}}},
+        },
+        "figures": {},
+    }
+    plan = grid.plan(config)
+    loaded = {}
+    loaded["dataset"] = run_and_list_modules(tmp_path, "dataset", "dataset", "--name", "d", "--kind", "gaussian",
+                                             "--n", "12", "--N", "4", "--m", "1", "--output", "d.nc")
+    tables = []
+    for chunk in plan.experiments["e"].chunks:
+        tables.append(f"{chunk.id}.nc")
+        loaded.setdefault("chunk", set()).update(run_and_list_modules(
+            tmp_path, "chunk", "chunk", "--dataset", "d.nc", "--spec", json.dumps(plan.chunk_spec(chunk)),
+            "--runs-dir", f"runs/{chunk.id}", "--table", tables[-1]))
+    loaded["simulate"] = run_and_list_modules(tmp_path, "simulate", "simulate", "--dataset", "d.nc", "--experiment",
+                                              "e", "--width", "40", "--seed", "0", "--init", "scaled", "--a", "1",
+                                              "--b", "1", "--method", "flow", "--output", "one.nc")
+    loaded["aggregate"] = run_and_list_modules(tmp_path, "aggregate", "aggregate", *tables, "--verify-runs",
+                                               "--experiment", "e", "--summary-nc", "s.nc", "--summary-csv", "s.csv",
+                                               "--runs-csv", "r.csv", "--fits-csv", "f.csv")
+    from linflow.plots import FIGURES
+
+    loaded["figure"] = set()
+    for kind in FIGURES:
+        loaded["figure"] |= run_and_list_modules(tmp_path, "figure", "figure", kind, "s.nc", "--png", f"{kind}.png",
+                                                 "--pdf", f"{kind}.pdf")
+    loaded["schema"] = run_and_list_modules(tmp_path, "schema", "schema", "--output", "schema.yaml")
+    assert set(loaded) == set(STAGES)
+    for stage, modules in loaded.items():
+        hashed = set(codehash.stage_modules(STAGES[stage]))
+        assert STAGES[stage] in modules
+        assert modules <= hashed, f"{stage} imported {sorted(modules - hashed)} outside its hash"
