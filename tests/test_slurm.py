@@ -8,6 +8,7 @@ plugin, simulations grouped, is compared with a local run of the same config.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -20,6 +21,8 @@ import xarray as xr
 import yaml
 
 from conftest import REPO, copy_repository
+from linflow import grid
+from workflow_helpers import snakemake
 
 pytestmark = pytest.mark.slurm
 
@@ -132,8 +135,8 @@ def local_repo(runs):
 
 def _n_simulations() -> int:
     """Simulations in the smoke config: one per (experiment, case, width, seed)."""
-    experiments = yaml.safe_load(SMOKE.read_text())["experiments"]
-    return sum(len(e["cases"]) * len(e["widths"]) * e["seeds"] for e in experiments.values())
+    plan = grid.plan(yaml.safe_load(SMOKE.read_text()))
+    return sum(e.n_runs for e in plan.experiments.values())
 
 
 def _run_files(repo: Path) -> list[Path]:
@@ -175,14 +178,17 @@ def test_simulations_were_grouped(slurm_repo):
     runs = _run_files(slurm_repo)
     jobs = {str(_open(slurm_repo / path).attrs["slurm_job_id"]) for path in runs}
     group_logs = [log for log in _slurm_logs(slurm_repo) if "group_simulations" in str(log)]
-    print(f"\n{len(runs)} simulations in {len(jobs)} Slurm jobs")
-    assert 1 <= len(jobs) < len(runs)
+    chunks = sorted(slurm_repo.glob("results/*/chunks/*.nc"))
+    print(f"\n{len(runs)} simulations in {len(chunks)} chunks, {len(jobs)} Slurm jobs")
+    assert 1 <= len(jobs) < len(chunks) < len(runs)
     assert len(group_logs) == len(jobs)
 
 
 def _assert_same_data(a: xr.Dataset, b: xr.Dataset, where: str) -> None:
     """Same variables, coordinates, dtypes and values bit for bit (NaN in the same places);
-    global attributes (history, wall time, slurm_job_id, ...) are not compared."""
+    global attributes (history, wall time, slurm_job_id, ...) and the measured wall times of
+    chunk tables and summaries are not compared."""
+    a, b = (ds.drop_vars("wall_time_seconds", errors="ignore") for ds in (a, b))
     assert set(a.variables) == set(b.variables), where
     for name in a.variables:
         x, y = a[name].values, b[name].values
@@ -198,10 +204,13 @@ def _assert_same_data(a: xr.Dataset, b: xr.Dataset, where: str) -> None:
 def test_results_identical_to_local_run(slurm_repo, local_repo):
     runs = _run_files(local_repo)
     assert runs == _run_files(slurm_repo)
+    tables = [p.relative_to(local_repo) for p in sorted(local_repo.glob("results/*/chunks/*.nc"))]
+    assert tables == [p.relative_to(slurm_repo) for p in sorted(slurm_repo.glob("results/*/chunks/*.nc"))]
     others = [p.relative_to(local_repo) for p in sorted(local_repo.glob("results/*/summary.nc"))]
     datasets = [p.relative_to(local_repo) for p in sorted(local_repo.glob("data/*/dataset.nc"))]
     config = yaml.safe_load(SMOKE.read_text())
     assert len(others) == len(config["experiments"]) and len(datasets) == len(config["datasets"])
+    others += tables
     for path in runs + others + datasets:
         local, remote = _open(local_repo / path), _open(slurm_repo / path)
         _assert_same_data(remote, local, str(path))
@@ -209,3 +218,61 @@ def test_results_identical_to_local_run(slurm_repo, local_repo):
             assert remote.attrs[key] == local.attrs[key], f"{path}: {key}"
         if "SLURM_JOB_ID" not in os.environ:  # pytest itself is not a Slurm job
             assert "slurm_job_id" not in local.attrs, path
+
+
+CANCEL = REPO / "tests" / "config" / "cancel.yaml"
+SLOW_CHUNK = "results/slow/chunks/h20000_b0.nc"
+
+
+def _running_jobs_for(target: str) -> list[str]:
+    """Ids of running Slurm jobs whose batch script names ``target`` (a group job's comment
+    does not name its members, but its script lists the jobs it runs)."""
+    out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i"], capture_output=True, text=True,
+                         check=True).stdout
+    found = []
+    for job in out.split():
+        script = subprocess.run(["scontrol", "write", "batch_script", job, "-"], capture_output=True, text=True)
+        if target in script.stdout:
+            found.append(job)
+    return found
+
+
+def test_a_cancelled_job_fails_and_only_it_is_recomputed(slurm_cluster, tmp_path):
+    """scancel of a running simulation job: Snakemake reports it as failed, the partial output
+    it left (a finished first run) is not taken for a finished chunk, and the next run through
+    the profile computes only that chunk."""
+    repo = copy_repository(tmp_path / "repo", CANCEL)
+    profile = ("--profile", "profiles/slurm", "--profile", str(TEST_PROFILE), "--group-components", "simulations=1")
+    run = _Snakemake(repo, *profile, name="snakemake-cancel")
+    try:
+        deadline = time.monotonic() + 300
+        target = None
+        while target is None:
+            assert run.proc.poll() is None, run.log.read_text()[-4000:]
+            assert time.monotonic() < deadline, "the slow job never ran"
+            if (repo / "results" / "slow" / "runs" / "h20000_b0").exists():  # first run written
+                running = _running_jobs_for("h20000_b0")
+                target = running[0] if running else None  # inside the long run (about a minute)
+            time.sleep(0.5)
+        subprocess.run(["scancel", target], check=True)
+        returncode = run.proc.wait()
+        run.reaper.join()
+    finally:
+        run.stop()
+    output = run.log.read_text()
+    assert returncode != 0, output[-4000:]
+    assert "Error in rule simulate" in output and "h20000_b0" in output, output[-4000:]
+    assert not (repo / SLOW_CHUNK).exists()
+    assert len(list(repo.glob("results/quick/chunks/*.nc"))) == 2  # the other jobs finished (keep-going)
+    # Nothing the cancelled job left counts as done: a dry run schedules exactly that chunk.
+    dry = snakemake(repo, "-n", "--cores", "1", timeout=300)
+    stats = (dry.stdout + dry.stderr).split("Job stats:", 1)[1]
+    assert re.search(r"^simulate\s+1\s*$", stats, re.M), stats
+    rerun = _Snakemake(repo, *profile, name="snakemake-cancel-rerun")
+    try:
+        rerun.wait()
+    finally:
+        rerun.stop()
+    stats = rerun.log.read_text().split("Job stats:", 1)[1]
+    assert re.search(r"^simulate\s+1\s*$", stats, re.M), stats
+    assert (repo / SLOW_CHUNK).exists()

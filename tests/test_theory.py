@@ -67,3 +67,49 @@ def test_theorem12_bound_decays_with_the_theory_exponent():
     # For alpha = 1/2 the exponential factor is constant in h, so the bound is exactly h^-1/2.
     assert b2 / b1 == pytest.approx(0.1, rel=1e-12)
     assert theory.theory_exponent(0.375) == pytest.approx(-0.25)
+
+
+def test_theorem12_growth_factor_depends_on_the_width_below_alpha_one_half():
+    """At alpha = 3/8 the factor exp(1 + lam_1^(1/2) ||Y|| / (lam_r h^(1 - 2 alpha))) shrinks with h."""
+    args = dict(lam_1=2.0, lam_r=0.3, y_fro=0.5, m=1, n=500, r=100, alpha=0.375, delta=0.1)
+    b1, b2 = theory.theorem12_bound(h=1e4, **args), theory.theorem12_bound(h=1e8, **args)
+    # h^(1 - 2 alpha) = h^(1/4): 10 and 100; h^-(2 alpha - 1/2) = h^(-1/4): 0.1 and 0.01.
+    growth = lambda root: np.exp(1 + np.sqrt(2.0) * 0.5 / (0.3 * root))
+    constant = 2 * np.sqrt(101) * (np.sqrt(501) + 0.5 * np.log(20))
+    assert b1 == pytest.approx(growth(10) * constant * 0.1, rel=1e-12)
+    assert b2 == pytest.approx(growth(100) * constant * 0.01, rel=1e-12)
+    assert theory.lemma11_orthogonality_bound(1, 500, 100, 1e4, 0.375, 0.1) == pytest.approx(constant * 0.1)
+
+
+def test_theorem3_constant_and_corollaries_on_known_cases():
+    # No imbalance: c = 2 mu_m / sqrt(lam_1) + 2 mu_r / sqrt(lam_1).
+    assert theory.theorem3_c(0.0, 0.0, 0.0, 0.6, 0.3, 4.0) == pytest.approx(2 * 0.3 + 2 * 0.15)
+    # No margin: c = -D+ + (D+ + D) - D- + (D- + D) = 2 D, Corollary 4's rate / lam_r.
+    c = theory.theorem3_c(1.0, 0.5, 2.0, 0.0, 0.0, 4.0)
+    assert c == pytest.approx(4.0)
+    assert theory.corollary4_rate(0.25, 2.0) == pytest.approx(0.25 * c) == 1.0
+    # Both: -1 + sqrt(9 + 4 * 4 / 4) - 0.5 + sqrt(6.25 + 4 * 1 / 4).
+    assert theory.theorem3_c(1.0, 0.5, 2.0, 2.0, 1.0, 4.0) == pytest.approx(-1 + np.sqrt(13) - 0.5 + np.sqrt(7.25))
+    t = np.array([0.0, 1.0, 2.0])
+    np.testing.assert_allclose(theory.theorem3_loss_bound(t, 3.0, 0.5, 4.0), 3.0 * np.exp(-2.0 * t), rtol=1e-15)
+    Yt = np.array([[3.0], [0.0], [0.0]])  # r = 3, m = 1: s_1 = 3, s_3 = 0
+    assert theory.corollary6_c(0.0, 0.0, 0.0, Yt, 1.0, 1, 3) == pytest.approx(2 * 3.0)
+
+
+def test_margins_on_known_cases():
+    Yt = np.diag([3.0, 1.0])  # r = m = 2
+    E = np.array([[0.3, 0.0], [0.0, 0.4]])  # ||E||_F = 0.5
+    mu_m, mu_r = theory.margins(Yt, E, 2, 2)
+    assert (float(mu_m), float(mu_r)) == pytest.approx((0.5, 0.5))
+    mu_m, mu_r = theory.margins(np.array([[3.0], [0.0], [0.0]]), np.array([[1.0], [0.0], [0.0]]), 1, 3)
+    assert (float(mu_m), float(mu_r)) == pytest.approx((2.0, 0.0))  # s_3 of a 3 x 1 matrix is 0
+    mu_m, _ = theory.margins(Yt, 4 * E, 2, 2)
+    assert float(mu_m) == 0.0  # clipped at 0
+
+
+def test_imbalance_deltas_on_a_known_spectrum():
+    # D's nonzero spectrum 5, 2, -1, -3 with m = 2, r = 2 (and zeros beyond).
+    dp, dm, du = theory.imbalance_deltas(np.array([5.0, 2.0, 0.0, -1.0, -3.0]), 2, 2)
+    assert (float(dp), float(dm), float(du)) == (3.0, 2.0, 3.0)
+    dp, dm, du = theory.imbalance_deltas(np.array([4.0, -1.0]), 1, 3)  # r = 3 > positive count: l_r = 0
+    assert (float(dp), float(dm), float(du)) == (4.0, 0.0, 1.0)

@@ -1,0 +1,203 @@
+"""Benchmark the workflow around the simulator: planning, batched jobs, aggregation, disk.
+
+Usage (from the repository root)::
+
+    python benchmarks/bench_workflow.py                 # 10^3, 10^4 and 10^5 runs (~25 min on 2 cores)
+    python benchmarks/bench_workflow.py --sizes 1000    # one size
+    python benchmarks/bench_workflow.py --no-run        # dry runs only
+
+For sweeps of N flow runs (Fig. 7 data, Wishart sampling, widths log-spaced 10^2.5 .. 10^6,
+the exponent-law setting of the default config) it measures, in a scratch copy of the
+workflow:
+
+* ``snakemake -n``: wall time, peak memory and the number of jobs;
+* for the sizes that are run: the marginal wall time of ``snakemake --cores 2``, i.e. the wall
+  time of the sweep minus that of the same config with a single run (which holds the fixed
+  costs: Snakemake start-up, the dataset, aggregation, figures), against the in-process floor
+  (sum of the runs' ``wall_time_seconds`` / cores);
+* aggregation: ``linflow aggregate`` over the sweep's chunk tables, per run (in-process and as
+  a command), and its peak memory;
+* run-file sizes.
+
+Results go to ``benchmarks/workflow-results.md`` (and are meant to be copied into the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "benchmarks" / "workflow-results.md"
+CORES = 2
+
+# (alphas, widths, seeds) per size: runs = alphas x widths x seeds.
+SHAPES = {1: (1, 1, 1), 1000: (1, 10, 100), 10_000: (10, 10, 100), 100_000: (10, 50, 200)}
+
+
+def config_for(runs: int) -> dict:
+    alphas, widths, seeds = SHAPES[runs]
+    alpha_values = [round(0.3 + 0.2 * i / max(alphas - 1, 1), 4) for i in range(alphas)] if alphas > 1 else [0.5]
+    return {
+        "seed_entropy": 20240601,
+        "datasets": {"gaussian": {"kind": "gaussian", "n": 500, "N": 100, "m": 1, "noise": 0.01}},
+        "experiments": {"sweep": {
+            "dataset": "gaussian",
+            "cases": {"alpha": {"init": "gaussian", "sampling": "wishart", "sweep": {"alpha": alpha_values}}},
+            "widths": {"logspace": [2.5, 6], "num": widths} if widths > 1 else [1000],
+            "seeds": seeds,
+            "simulation": {"method": "flow"},
+        }},
+        "figures": {"exponents": {"kind": "exponents", "experiments": ["sweep"]}},
+    }
+
+
+def workspace(root: Path, runs: int) -> Path:
+    target = root / f"n{runs}"
+    target.mkdir(parents=True)
+    for name in ("Snakefile", "workflow", "src", "profiles"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target / name)
+    (target / "config.yaml").write_text(yaml.safe_dump(config_for(runs)))
+    return target
+
+
+def timed(cmd, cwd) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (MB, from /usr/bin/time) and output of a command."""
+    start = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-f", "MAXRSS %M", *cmd], cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    rss = int(re.search(r"MAXRSS (\d+)", proc.stderr).group(1)) // 1024
+    return wall, rss, proc.stdout + proc.stderr
+
+
+def job_count(output: str) -> dict:
+    table = output.split("Job stats:", 1)[1]
+    counts = {}
+    for line in table.splitlines():
+        match = re.match(r"^(\w+)\s+(\d+)\s*$", line.strip())
+        if match:
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def floor_seconds(repo: Path) -> tuple[float, int]:
+    import xarray as xr
+
+    total, n = 0.0, 0
+    for path in sorted((repo / "results").rglob("chunks/*.nc")):
+        with xr.open_dataset(path) as table:
+            total += float(table["wall_time_seconds"].sum())
+            n += table.sizes["run"]
+    return total / CORES, n
+
+
+def aggregation(repo: Path) -> dict:
+    """Aggregate the sweep's chunk tables again, in-process (best of 3) and as a command."""
+    sys.path.insert(0, str(repo / "src"))
+    from linflow import aggregate
+
+    tables = sorted((repo / "results" / "sweep" / "chunks").glob("*.nc"))
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        ds = aggregate.summarize(tables, experiment="sweep", root=repo / "results" / "sweep")
+        with tempfile.TemporaryDirectory() as scratch:
+            aggregate.write_outputs(ds, summary_nc=Path(scratch) / "s.nc", summary_csv=Path(scratch) / "s.csv",
+                                    runs_csv=Path(scratch) / "r.csv", fits_csv=Path(scratch) / "f.csv")
+        best = min(best, time.perf_counter() - start)
+    runs = int((ds["status"] != "missing").sum())
+    with tempfile.TemporaryDirectory() as scratch:
+        cmd = [sys.executable, "-m", "linflow", "aggregate", *map(str, tables), "--experiment", "sweep",
+               "--summary-nc", f"{scratch}/s.nc", "--summary-csv", f"{scratch}/s.csv", "--runs-csv",
+               f"{scratch}/r.csv", "--fits-csv", f"{scratch}/f.csv"]
+        wall, rss, _ = timed(cmd, repo)
+    return {"runs": runs, "tables": len(tables), "in_process_s": best, "command_s": wall, "rss_mb": rss}
+
+
+def sizes_kb(repo: Path) -> list[float]:
+    return [p.stat().st_size / 1024 for p in (repo / "results").rglob("runs/**/*.nc")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000], choices=[1000, 10_000, 100_000])
+    parser.add_argument("--run", type=int, nargs="*", default=[1000, 10_000],
+                        help="sizes to run for real (marginal wall time); default 1000 10000")
+    parser.add_argument("--no-run", action="store_true", help="dry runs only")
+    args = parser.parse_args()
+    env_note = f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start"
+    started = time.perf_counter()
+    rows, runs_rows = [], []
+    with tempfile.TemporaryDirectory(prefix="linflow-bench-") as scratch:
+        root = Path(scratch)
+        base = None
+        for size in sorted(args.sizes):
+            repo = workspace(root, size)
+            dry = [timed(["snakemake", "-n", "--cores", str(CORES), "--quiet", "rules"], repo) for _ in range(2)]
+            wall, rss, output = min(dry, key=lambda r: r[0])
+            counts = job_count(output)
+            rows.append((size, counts.get("simulate", 0), counts.get("total", 0), wall, rss))
+            print(f"n={size}: dry run {wall:.1f} s, {rss} MB, jobs {counts}", flush=True)
+            if args.no_run or size not in args.run:
+                continue
+            if base is None:
+                one = workspace(root, 1)
+                base = timed(["snakemake", "--cores", str(CORES)], one)[0]
+                print(f"one-run config: {base:.1f} s", flush=True)
+            full = timed(["snakemake", "--cores", str(CORES)], repo)[0]
+            floor, n_runs = floor_seconds(repo)
+            agg = aggregation(repo)
+            kb = sizes_kb(repo)
+            runs_rows.append(dict(size=size, full=full, base=base, marginal=full - base, floor=floor, n=n_runs,
+                                  agg=agg, kb_mean=statistics.mean(kb), kb_max=max(kb), kb_median=statistics.median(kb)))
+            print(runs_rows[-1], flush=True)
+    total = time.perf_counter() - started
+    lines = [
+        "# Workflow benchmark", "",
+        f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC. {env_note}. "
+        f"Total script runtime: {total:.0f} s. Reproduce: `python benchmarks/bench_workflow.py`.", "",
+        "Sweeps of flow runs on the Fig. 7 data (n = 500, N = 100, m = 1), Wishart sampling, widths "
+        "log-spaced 10^2.5 .. 10^6; default `chunk_size`.", "",
+        "## Planning (`snakemake -n`, best of 2)", "",
+        "| runs | simulation jobs | all jobs | dry-run wall s | peak MB |", "|---:|---:|---:|---:|---:|",
+    ]
+    lines += [f"| {s:,} | {sim:,} | {tot:,} | {w:.1f} | {r} |" for s, sim, tot, w, r in rows]
+    if runs_rows:
+        lines += ["", f"## Running (`snakemake --cores {CORES}`)", "",
+                  "| runs | sweep wall s | one-run config s | marginal s | floor s (sum of run times / cores) "
+                  "| marginal / floor |", "|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['n']:,} | {r['full']:.1f} | {r['base']:.1f} | {r['marginal']:.1f} | {r['floor']:.1f} | "
+                  f"{r['marginal'] / r['floor']:.2f} |" for r in runs_rows]
+        lines += ["", "## Aggregation (chunk tables -> summary cube and CSVs)", "",
+                  "| runs | chunk tables | in-process s (best of 3) | ms per run | command s (incl. start-up) | "
+                  "ms per run | peak RSS MB |", "|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['agg']['runs']:,} | {r['agg']['tables']} | {r['agg']['in_process_s']:.2f} | "
+                  f"{1e3 * r['agg']['in_process_s'] / r['agg']['runs']:.2f} | {r['agg']['command_s']:.2f} | "
+                  f"{1e3 * r['agg']['command_s'] / r['agg']['runs']:.2f} | {r['agg']['rss_mb']} |" for r in runs_rows]
+        lines += ["", "## Run files", "", "| runs | mean KB | median KB | max KB |", "|---:|---:|---:|---:|"]
+        lines += [f"| {r['n']:,} | {r['kb_mean']:.1f} | {r['kb_median']:.1f} | {r['kb_max']:.1f} |" for r in runs_rows]
+    OUT.write_text("\n".join(lines) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
