@@ -221,3 +221,86 @@ def test_precomputed_reduction_is_checked_and_reused(rng):
     np.testing.assert_allclose(a.end_to_end, b.end_to_end, rtol=1e-9)
     with pytest.raises(ValueError, match="not the reduction"):
         linflow.simulate(X, Y, U0, V0, problem=p)  # reduction of 0.5 X, not of X
+
+
+@pytest.mark.parametrize("method", ["flow", "gd"])
+def test_an_infinite_initial_loss_is_an_error_not_convergence(rng, method):
+    """Bug: with weights so large that the loss overflows, flow said "converged" and gd crashed."""
+    X, Y = random_problem(rng, 6, 10, 1)
+    U0, V0 = init.gaussian(10, 1, 20, 0.5, rng)
+    with pytest.raises(ValueError, match="not finite|overflow"):
+        linflow.simulate(X, Y, 1e200 * U0, V0, method=method, step=0.01)
+    c = state.CompressedInit(Zc=np.full((1 + 6, 7), 1e200), U2c=np.zeros((4, 7)), width=10**6)
+    with pytest.raises(ValueError, match="initial loss is not finite"):
+        linflow.simulate(X, Y, init=c, method=method, step=0.01)
+
+
+def explicit_gd(X, Y, U, V, eta, steps, gamma=1.0):
+    """Gradient descent on 1/2 ||Y - gamma X U V^T||^2 with step eta, on the full weights."""
+    for _ in range(steps):
+        R = Y - gamma * X @ U @ V.T
+        U, V = U + eta * gamma * X.T @ R @ V, V + eta * gamma * R.T @ X @ U
+    return U @ V.T
+
+
+def test_mean_loss_step_maps_to_flow_time_and_matches_explicit_gd(rng):
+    """(1/N)||.||^2 with step eta is 1/2||.||^2 with step 2 eta / N: step k at t = 2 eta k / N."""
+    N, n, m, h, eta = 8, 12, 2, 15, 0.05
+    X, Y = random_problem(rng, N, n, m)
+    U0, V0 = init.gaussian(n, m, h, 0.5, rng)
+    ds = linflow.simulate(X, Y, U0, V0, method="gd", step=eta, loss_scale="mean", max_steps=400, stop_factor=1e-30)
+    np.testing.assert_array_equal(ds["time"].values, 2 * eta * ds["step"].values / N)
+    reference = explicit_gd(X, Y, U0, V0, 2 * eta / N, 400)
+    np.testing.assert_allclose(ds["end_to_end"].values, reference, rtol=1e-10, atol=1e-12)
+    half = linflow.simulate(X, Y, U0, V0, method="gd", step=eta, max_steps=50, stop_factor=1e-30)
+    np.testing.assert_array_equal(half["time"].values, eta * half["step"].values)
+
+
+def test_loss_threshold_stops_at_the_first_step_below_it(rng):
+    N, n, m = 8, 12, 1
+    X, Y = random_problem(rng, N, n, m)
+    U0, V0 = init.gaussian(n, m, 20, 0.5, rng)
+    threshold = 1e-6
+    ds = linflow.simulate(X, Y, U0, V0, method="gd", step=0.05, loss_scale="mean", loss_threshold=threshold,
+                          stop_factor=1e-30)
+    assert ds["status"].item() == "converged"
+    last = int(ds["step"].values[-1])
+    assert 2 / N * float(ds["excess_loss"][-1]) <= threshold  # the mean objective's excess
+    before = linflow.simulate(X, Y, U0, V0, method="gd", step=0.05, loss_scale="mean", loss_threshold=threshold,
+                              stop_factor=1e-30, max_steps=last - 1)
+    assert before["status"].item() == "not_converged" and 2 / N * float(before["excess_loss"][-1]) > threshold
+    flow = linflow.simulate(X, Y, U0, V0, loss_scale="mean", loss_threshold=threshold, stop_factor=1e-30)
+    assert 2 / N * float(flow["excess_loss"][-1]) == pytest.approx(threshold, rel=1e-6)  # the event's crossing
+
+
+def test_inverse_sqrt_mh_output_scale_is_the_matrix_factorization_of_fig5(rng):
+    """output_scale="inverse_sqrt_mh" trains f(x) = (m h)^-1/2 V U^T x (Fig. 2/4/5)."""
+    n, m, h, eta = 6, 3, 10, 0.05
+    X, Y = np.eye(n), np.sqrt(0.1) * rng.standard_normal((n, m))
+    U0, V0 = rng.standard_normal((n, h)), rng.standard_normal((m, h))
+    ds = linflow.simulate(X, Y, U0, V0, method="gd", step=eta, output_scale="inverse_sqrt_mh", max_steps=300,
+                          stop_factor=1e-30)
+    reference = explicit_gd(X, Y, U0, V0, eta, 300, gamma=(m * h) ** -0.5)
+    np.testing.assert_allclose(ds["end_to_end"].values, reference, rtol=1e-10, atol=1e-12)
+    loss = 0.5 * np.linalg.norm(Y - (m * h) ** -0.5 * X @ U0 @ V0.T) ** 2
+    assert float(ds["loss"][0]) == pytest.approx(loss, rel=1e-12)
+
+
+def test_conditioned_data_has_the_requested_spectrum():
+    from linflow import data
+
+    X, Y = data.make_dataset("conditioned", n=30, N=8, m=1, condition_number=10.0, rng=np.random.default_rng(0))
+    s = np.linalg.svd(X, compute_uv=False)
+    np.testing.assert_allclose(s, np.logspace(0, -1, 8), rtol=1e-12)
+    p = theory.reduce_problem(X, Y)
+    assert p.lam_1 / p.lam_r == pytest.approx(100.0)
+
+
+def test_explicit_balanced_init_has_zero_imbalance_and_the_scaled_product(rng):
+    X, Y = random_problem(rng, 5, 12, 2)
+    p = theory.reduce_problem(X, Y)
+    U0, V0 = init.scaled(12, 2, 30, 0.1, 0.2, np.random.default_rng(1))
+    U, V = init.balanced(p, U0, V0, np.random.default_rng(2))
+    np.testing.assert_allclose(p.Phi1.T @ U @ V.T, p.Phi1.T @ U0 @ V0.T, rtol=1e-12, atol=1e-15)
+    D = (p.Phi1.T @ U).T @ (p.Phi1.T @ U) - V.T @ V
+    assert np.abs(D).max() < 1e-13 and np.abs(p.Phi2.T @ U).max() < 1e-13
