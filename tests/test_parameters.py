@@ -25,7 +25,7 @@ def test_committed_schema_is_generated_from_the_registry():
         "workflow/schemas/config.schema.yaml --overwrite`")
 
 
-@pytest.mark.parametrize("function", [simulate.simulate, init.initialize, data.make_dataset],
+@pytest.mark.parametrize("function", [simulate, init.initialize, data.make_dataset],
                          ids=lambda f: f.__qualname__)
 def test_python_defaults_equal_the_registry(function):
     checked = 0
