@@ -19,7 +19,7 @@ workflow:
   a command), and its peak memory;
 * run-file sizes.
 
-Results go to ``benchmarks/workflow-results.md`` (and are meant to be copied into the README).
+Results go to the ``workflow`` section of ``benchmarks/results.md`` (copied into the README).
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sections import RESULTS, write_section  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "benchmarks" / "workflow-results.md"
 CORES = 2
 
 # (alphas, widths, seeds) per size: runs = alphas x widths x seeds.
@@ -171,31 +173,31 @@ def main() -> None:
             print(runs_rows[-1], flush=True)
     total = time.perf_counter() - started
     lines = [
-        "# Workflow benchmark", "",
+        "## Workflow benchmark (`benchmarks/bench_workflow.py`)", "",
         f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC. {env_note}. "
         f"Total script runtime: {total:.0f} s. Reproduce: `python benchmarks/bench_workflow.py`.", "",
         "Sweeps of flow runs on the Fig. 7 data (n = 500, N = 100, m = 1), Wishart sampling, widths "
         "log-spaced 10^2.5 .. 10^6; default `chunk_size`.", "",
-        "## Planning (`snakemake -n`, best of 2)", "",
+        "### Planning (`snakemake -n`, best of 2)", "",
         "| runs | simulation jobs | all jobs | dry-run wall s | peak MB |", "|---:|---:|---:|---:|---:|",
     ]
     lines += [f"| {s:,} | {sim:,} | {tot:,} | {w:.1f} | {r} |" for s, sim, tot, w, r in rows]
     if runs_rows:
-        lines += ["", f"## Running (`snakemake --cores {CORES}`)", "",
+        lines += ["", f"### Running (`snakemake --cores {CORES}`)", "",
                   "| runs | sweep wall s | one-run config s | marginal s | floor s (sum of run times / cores) "
                   "| marginal / floor |", "|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {r['n']:,} | {r['full']:.1f} | {r['base']:.1f} | {r['marginal']:.1f} | {r['floor']:.1f} | "
                   f"{r['marginal'] / r['floor']:.2f} |" for r in runs_rows]
-        lines += ["", "## Aggregation (chunk tables -> summary cube and CSVs)", "",
+        lines += ["", "### Aggregation (chunk tables -> summary cube and CSVs)", "",
                   "| runs | chunk tables | in-process s (best of 3) | ms per run | command s (incl. start-up) | "
                   "ms per run | peak RSS MB |", "|---:|---:|---:|---:|---:|---:|---:|"]
         lines += [f"| {r['agg']['runs']:,} | {r['agg']['tables']} | {r['agg']['in_process_s']:.2f} | "
                   f"{1e3 * r['agg']['in_process_s'] / r['agg']['runs']:.2f} | {r['agg']['command_s']:.2f} | "
                   f"{1e3 * r['agg']['command_s'] / r['agg']['runs']:.2f} | {r['agg']['rss_mb']} |" for r in runs_rows]
-        lines += ["", "## Run files", "", "| runs | mean KB | median KB | max KB |", "|---:|---:|---:|---:|"]
+        lines += ["", "### Run files", "", "| runs | mean KB | median KB | max KB |", "|---:|---:|---:|---:|"]
         lines += [f"| {r['n']:,} | {r['kb_mean']:.1f} | {r['kb_median']:.1f} | {r['kb_max']:.1f} |" for r in runs_rows]
-    OUT.write_text("\n".join(lines) + "\n")
-    print(f"wrote {OUT}")
+    write_section("workflow", "\n".join(lines))
+    print(f"wrote the workflow section of {RESULTS}")
 
 
 if __name__ == "__main__":

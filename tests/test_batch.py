@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from linflow import aggregate, batch, grid, record
+from linflow import aggregate, batch, grid, init, record, seeding, theory
 from linflow import parameters as P
 
 
@@ -89,6 +89,15 @@ def test_a_failing_run_is_recorded_and_costs_only_itself(chunk):
 def test_chunk_table_agrees_with_the_run_files(chunk, tmp_path):
     folder, _, _ = chunk
     assert aggregate.verify_runs([folder / "table.nc"]) == 9
+    table = record.open_table(folder / "table.nc")
+    compared = 0
+    for i, path in enumerate(table["file"].values):  # every scalar of every run, bit for bit
+        run = record.open_run(path)
+        for name in record.SCALAR_VARIABLES:
+            np.testing.assert_array_equal(table[name].values[i], run[name].values, err_msg=f"{path}: {name}")
+            compared += 1
+        assert table["status"].values[i] == run["status"].item()
+    assert compared >= 9 * 20
     run = batch.run_path(folder / "runs", "gauss", 40, 1)
     tampered = record.open_run(run)
     tampered["final_distance_fro"] = tampered["final_distance_fro"] * (1 + 1e-9)
@@ -158,3 +167,17 @@ def test_explicit_weights_that_cannot_fit_are_refused_up_front(dataset, tmp_path
     assert proc.returncode == 0, proc.stderr
     ds = record.open_run(tmp_path / "wide.nc")
     assert ds["status"].item() == "converged" and float(ds["orthogonality0"]) == 0.0
+
+
+def test_each_run_draws_its_initialization_from_its_own_stream(dataset, chunk):
+    """Run (experiment, width, seed) draws from SeedSequence(entropy, ("init", experiment,
+    width, seed)): streams differ between widths and seeds, so runs are independent draws."""
+    folder, spec, _ = chunk
+    X, Y, _ = batch.load_dataset(dataset)
+    problem = theory.reduce_problem(X, Y)
+    for seed in range(3):
+        rng = seeding.rng_for(11, "init", "e", 40, seed)
+        U0, V0 = init.initialize("gaussian", problem, 40, rng, alpha=0.5, sampling=spec["cases"]["gauss"]["sampling"])
+        run = record.open_run(batch.run_path(folder / "runs", "gauss", 40, seed))
+        expected = np.linalg.norm((problem.Phi1.T @ U0) @ V0.T)  # ||U1(0) V(0)^T||_F
+        assert float(run["end_to_end0_fro"]) == pytest.approx(expected, rel=1e-12)

@@ -25,7 +25,10 @@ FAILURES = REPO / "tests" / "config" / "failures.yaml"
 
 
 def checksums(repo: Path, pattern: str = "runs/**/*.nc") -> dict:
-    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((repo / "results").rglob(pattern))}
+    """Checksums of the finished files (a writer killed mid-write leaves only its hidden
+    temporary file, ``.<name>.<random>.tmp.nc``, never a file under the final name)."""
+    return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((repo / "results").rglob(pattern))
+            if not p.name.startswith(".")}
 
 
 def test_interrupted_sweep_resumes_without_touching_finished_chunks(tmp_path):
@@ -72,6 +75,7 @@ def test_interrupted_sweep_resumes_without_touching_finished_chunks(tmp_path):
     after = {**checksums(repo), **checksums(repo, "chunks/*.nc")}
     assert len(checksums(repo, "chunks/*.nc")) == total
     assert {p: after[p] for p in before} == before  # finished chunks byte-identical
+    assert not list((repo / "results").rglob("*.tmp.nc"))  # killed chunks' folders were recreated
 
 
 @pytest.fixture(scope="module")

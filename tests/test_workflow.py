@@ -211,3 +211,12 @@ def test_invalid_config_fails_before_any_job(tmp_path, label, change, words):
     for word in words:
         assert word in output, f"{label}: {word!r} not in:\n{output[-3000:]}"
     assert not (repo / "data").exists() and not (repo / "results").exists()
+
+
+def test_readme_notebook_example_runs_on_the_smoke_sweep(smoke_repo, monkeypatch):
+    text = (REPO / "README.md").read_text()
+    example = text.split("<!-- notebook example: tested by tests/test_workflow.py -->", 1)[1]
+    code = example.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "open_sweep" in code and "assert" in code
+    monkeypatch.chdir(smoke_repo)
+    exec(compile(code, "README.md", "exec"), {})
