@@ -86,6 +86,60 @@ def test_figures_are_images(smoke_repo):
         assert (smoke_repo / "results" / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
 
 
+def _draw(kind, paths):
+    from matplotlib.text import Text
+
+    from linflow import plots
+
+    plt, sns = plots._setup()
+    fig = plots._DRAW[kind]([Path(p) for p in paths], plt, sns)
+    fig.canvas.draw()
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    return plt, fig, texts
+
+
+@pytest.mark.parametrize("name", list(smoke_config()["figures"]))
+def test_figures_are_legible_in_one_column(smoke_repo, name):
+    """Panels of about one printed column (<= 3.5 in wide each), no text under 7 pt, and no
+    config key (case or experiment name) as a label: cases are written out (a = ..., α = ...)."""
+    config = smoke_config()
+    figure = config["figures"][name]
+    plt, fig, texts = _draw(figure["kind"], [smoke_repo / "results" / e / "summary.nc" for e in figure["experiments"]])
+    try:
+        panels = [ax for ax in fig.axes if ax.get_visible()]
+        columns = len({round(ax.get_position().x0, 2) for ax in panels})
+        assert fig.get_figwidth() / columns <= 3.5, f"{fig.get_figwidth()} in for {columns} panels"
+        small = sorted({(t.get_fontsize(), t.get_text()[:30]) for t in texts if t.get_fontsize() < 7})
+        assert not small, small
+        keys = {case for e in figure["experiments"] for case in config["experiments"][e]["cases"]}
+        keys |= set(figure["experiments"]) | {name}
+        keys = {key for key in keys if any(c.isdigit() or c == "_" for c in key)}  # "balanced" is a word
+        raw = [t.get_text() for t in texts if any(key in t.get_text() for key in keys)]
+        assert not raw, raw
+    finally:
+        plt.close(fig)
+
+
+def test_an_infinite_theorem12_bound_is_annotated(smoke_repo, tmp_path):
+    """Where the Theorem 12 bound overflows (kappa = 100 in the default sweep) the conditioning
+    and tightness figures say so instead of silently drawing nothing."""
+    summaries = []
+    for name in ("conditioning_1", "conditioning_10"):
+        ds = xr.open_dataset(smoke_repo / "results" / name / "summary.nc").load()
+        if name == "conditioning_10":
+            ds["theorem12_bound"] = ds["theorem12_bound"].copy(data=np.full(ds["theorem12_bound"].shape, np.inf))
+            ds["ratio_distance_thm12"] = ds["ratio_distance_thm12"] * 0
+        (tmp_path / name).mkdir()
+        ds.to_netcdf(tmp_path / name / "summary.nc")
+        summaries.append(tmp_path / name / "summary.nc")
+    for kind in ("conditioning", "tightness"):
+        plt, fig, texts = _draw(kind, summaries)
+        plt.close(fig)
+        notes = [t.get_text() for t in texts if "∞" in t.get_text()]
+        assert notes, f"{kind}: no annotation of the infinite bound"
+        assert kind == "tightness" or any("κ = 10" in note for note in notes), notes
+
+
 def test_second_run_has_nothing_to_do(smoke_repo):
     assert scheduled_jobs(smoke_repo) == Counter()
 
