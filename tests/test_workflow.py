@@ -194,6 +194,22 @@ def _check_figure(page, label):
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
                            timeout=10_000)
     assert image.evaluate("img => img.naturalWidth") > 1000, f"{label}: image not rendered"
+    # Drawn on a canvas: every pixel opaque (a truncated PNG decodes partly, the rest transparent),
+    # and some ink (not blank).
+    transparent, ink = image.evaluate("""img => {
+        const canvas = document.createElement("canvas");
+        canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+        const context = canvas.getContext("2d");
+        context.drawImage(img, 0, 0);
+        const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+        let transparent = 0, ink = 0;
+        for (let i = 0; i < data.length; i += 4 * 7) {
+            if (data[i + 3] < 255) transparent++;
+            if (data[i] + data[i + 1] + data[i + 2] < 384) ink++;
+        }
+        return [transparent, ink];
+    }""")
+    assert transparent == 0 and ink > 1000, f"{label}: {transparent} transparent pixels, {ink} dark ones"
 
 
 def _check_table(page, label):
