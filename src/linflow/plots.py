@@ -211,7 +211,9 @@ def _loss_and_rate(axes, runs, sns, label_of, *, log_time: bool, linear_loss_ax=
             t, loss, bound, rate, rate_bound = (ds["time"].values, *(ds[n].values for n in (
                 "excess_loss", "loss_bound", "inst_rate", "rate_bound")))
         marker = MARKERS[i % len(MARKERS)]
-        style = dict(color=color, marker=marker, markevery=_markevery(t.size, i), ms=3.5)
+        # log time: recorded points are log-spaced, so every k-th point; linear time: evenly along the line
+        every = _markevery(t.size, i) if log_time else (0.02 * i, 0.18)
+        style = dict(color=color, marker=marker, markevery=every, ms=3.5)
         axes[0].plot(t, loss, **style)
         axes[0].plot(t, bound, color=color, ls="--", lw=0.9)
         if linear_loss_ax is not None:
@@ -240,7 +242,7 @@ def fig_convergence(paths, plt, sns):
     handles, labels = _loss_and_rate(axes[0], runs, sns, lambda ds: f"h = {int(ds.attrs['width'])}",
                                      log_time=False)
     _status_note(axes[0][0], runs)
-    _legend_below(fig, handles, labels, len(runs) + 1)
+    _legend_below(fig, handles, labels, 3)
     return fig
 
 
@@ -262,8 +264,8 @@ def fig_imbalanced(paths, plt, sns):
     return fig
 
 
-def _note_infinite(ax, text: str) -> None:
-    ax.text(0.02, 0.98, text, transform=ax.transAxes, fontsize=7, va="top", ha="left", color="#B2182B",
+def _note_infinite(ax, text: str, x: float = 0.02, y: float = 0.98, ha: str = "left", va: str = "top") -> None:
+    ax.text(x, y, text, transform=ax.transAxes, fontsize=7, va=va, ha=ha, color="#B2182B",
             bbox=dict(boxstyle="round,pad=0.25", fc="white", ec="#B2182B", lw=0.6))
 
 
@@ -452,8 +454,9 @@ def fig_conditioning(paths, plt, sns):
                      errorbar=("ci", 95), seed=0, ax=ax)
     infinite = data[~np.isfinite(data[bound])]
     if len(infinite):
-        _note_infinite(axes[0][1], "Theorem 12 bound = ∞ (overflows) at κ = "
-                       + ", ".join(f"{k:g}" for k in sorted(set(infinite["kappa"]))) + ": not drawn")
+        _note_infinite(axes[0][1], "Theorem 12 bound = ∞\n(overflows) at κ = "
+                       + ", ".join(f"{k:g}" for k in sorted(set(infinite["kappa"]))) + ":\nnot drawn",
+                       x=0.97, y=0.55, ha="right", va="center")
         for kappa in sorted(set(infinite["kappa"])):
             axes[0][1].annotate("bound = ∞", xy=(kappa, 1.0), xycoords=("data", "axes fraction"),
                                 xytext=(0, -22), textcoords="offset points", ha="center", fontsize=7,
