@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 # Defaults are not filled in here: each job's params hold exactly the parameters it uses,
 # resolved by linflow.parameters (workflow/rules/common.smk).
 validate(config, "workflow/schemas/config.schema.yaml", set_default=False)
@@ -33,4 +36,5 @@ rule all:
     default_target: True
     input:
         all_summaries(),
+        all_tables(),
         all_figures(),

@@ -13,6 +13,7 @@ import pytest
 import xarray as xr
 import yaml
 
+import browser
 from conftest import REPO, copy_repository
 import linflow
 from linflow import grid, record
@@ -85,16 +86,190 @@ def test_figures_are_images(smoke_repo):
         assert (smoke_repo / "results" / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
 
 
+def _draw(kind, paths):
+    from matplotlib.text import Text
+
+    from linflow import plots
+
+    plt, sns = plots._setup()
+    fig = plots._DRAW[kind]([Path(p) for p in paths], plt, sns)
+    fig.canvas.draw()
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    return plt, fig, texts
+
+
+@pytest.mark.parametrize("name", list(smoke_config()["figures"]))
+def test_figures_are_legible_in_one_column(smoke_repo, name):
+    """Panels of about one printed column (<= 3.5 in wide each), no text under 7 pt, and no
+    config key (case or experiment name) as a label: cases are written out (a = ..., α = ...)."""
+    config = smoke_config()
+    figure = config["figures"][name]
+    plt, fig, texts = _draw(figure["kind"], [smoke_repo / "results" / e / "summary.nc" for e in figure["experiments"]])
+    try:
+        panels = [ax for ax in fig.axes if ax.get_visible()]
+        columns = len({round(ax.get_position().x0, 2) for ax in panels})
+        assert fig.get_figwidth() / columns <= 3.5, f"{fig.get_figwidth()} in for {columns} panels"
+        small = sorted({(t.get_fontsize(), t.get_text()[:30]) for t in texts if t.get_fontsize() < 7})
+        assert not small, small
+        keys = {case for e in figure["experiments"] for case in config["experiments"][e]["cases"]}
+        keys |= set(figure["experiments"]) | {name}
+        keys = {key for key in keys if any(c.isdigit() or c == "_" for c in key)}  # "balanced" is a word
+        raw = [t.get_text() for t in texts if any(key in t.get_text() for key in keys)]
+        assert not raw, raw
+    finally:
+        plt.close(fig)
+
+
+def test_an_infinite_theorem12_bound_is_annotated(smoke_repo, tmp_path):
+    """Where the Theorem 12 bound overflows (kappa = 100 in the default sweep) the conditioning
+    and tightness figures say so instead of silently drawing nothing."""
+    summaries = []
+    for name in ("conditioning_1", "conditioning_10"):
+        ds = xr.open_dataset(smoke_repo / "results" / name / "summary.nc").load()
+        if name == "conditioning_10":
+            ds["theorem12_bound"] = ds["theorem12_bound"].copy(data=np.full(ds["theorem12_bound"].shape, np.inf))
+            ds["ratio_distance_thm12"] = ds["ratio_distance_thm12"] * 0
+        (tmp_path / name).mkdir()
+        ds.to_netcdf(tmp_path / name / "summary.nc")
+        summaries.append(tmp_path / name / "summary.nc")
+    for kind in ("conditioning", "tightness"):
+        plt, fig, texts = _draw(kind, summaries)
+        plt.close(fig)
+        notes = [t.get_text() for t in texts if "∞" in t.get_text()]
+        assert notes, f"{kind}: no annotation of the infinite bound"
+        assert kind == "tightness" or any("κ = 10" in note for note in notes), notes
+
+
 def test_second_run_has_nothing_to_do(smoke_repo):
     assert scheduled_jobs(smoke_repo) == Counter()
 
 
-def test_report_is_self_contained(smoke_repo):
+@pytest.fixture(scope="module")
+def smoke_report(smoke_repo):
     snakemake(smoke_repo, "--report", "report.html", timeout=300)
-    html = (smoke_repo / "report.html").read_text(errors="replace")
+    return smoke_repo / "report.html"
+
+
+def test_report_is_self_contained(smoke_report):
+    html = smoke_report.read_text(errors="replace")
     assert len(html) > 100_000
     for name in smoke_config()["figures"]:
         assert name in html
+
+
+def expected_report(config) -> dict:
+    """{category: {subcategory: [labels]}} the report must show: per experiment its two
+    tables and the figures that read only it; figures reading several under "across experiments"."""
+    expected = {name: {"Tables": ["fitted exponents (fits.csv)", "statistics per width (summary.csv)"]}
+                for name in config["experiments"]}
+    for name, figure in config["figures"].items():
+        category = figure["experiments"][0] if len(figure["experiments"]) == 1 else "across experiments"
+        expected.setdefault(category, {}).setdefault("Figures", []).append(name)
+    return expected
+
+
+def _click_menu(page, text):
+    page.locator("a", has=page.locator(f"span:text-is('{text}')")).first.click()
+
+
+def _menu(page, *items):
+    """Back to the report's main menu (the breadcrumbs' home link), then click ``items``."""
+    page.locator("nav ol li a").first.click()
+    page.wait_for_selector("text=Statistics", timeout=30_000)
+    for item in items:
+        _click_menu(page, item)
+
+
+# Phrases of the captions (workflow/report/*.rst): the right caption is shown for each entry.
+CAPTIONS = {"spectrum": "Imbalance spectrum", "convergence": "Convergence against width",
+            "imbalanced": "Imbalanced initialization", "implicit_bias": "Implicit bias against width",
+            "exponents": "Exponent law across alpha", "tightness": "Tightness of the bounds",
+            "conditioning": "Conditioning", "fitted exponents (fits.csv)": "Fitted exponents of experiment",
+            "statistics per width (summary.csv)": "Statistics per width and tightness of the bounds"}
+
+
+def _check_figure(page, label):
+    image = page.locator("img[src^='data:image/png']")
+    image.wait_for(timeout=10_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle(),
+                           timeout=10_000)
+    assert image.evaluate("img => img.naturalWidth") > 1000, f"{label}: image not rendered"
+    # Drawn on a canvas: every pixel opaque (a truncated PNG decodes partly, the rest transparent),
+    # and some ink (not blank).
+    transparent, ink = image.evaluate("""img => {
+        const canvas = document.createElement("canvas");
+        canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+        const context = canvas.getContext("2d");
+        context.drawImage(img, 0, 0);
+        const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+        let transparent = 0, ink = 0;
+        for (let i = 0; i < data.length; i += 4 * 7) {
+            if (data[i + 3] < 255) transparent++;
+            if (data[i] + data[i + 1] + data[i + 2] < 384) ink++;
+        }
+        return [transparent, ink];
+    }""")
+    assert transparent == 0 and ink > 1000, f"{label}: {transparent} transparent pixels, {ink} dark ones"
+
+
+def _check_table(page, label):
+    frame = page.frame_locator("iframe")
+    rows, headers = frame.locator("table.sortable tbody tr"), frame.locator("table.sortable thead th")
+    rows.first.wait_for(timeout=10_000)
+    assert rows.count() >= 1 and headers.count() >= 5, f"{label}: table empty"
+    headers.nth(2).click()  # sorting runs the page's own script
+    assert frame.locator("th.asc").count() == 1, f"{label}: sorting did not run"
+
+
+def test_report_renders_in_a_browser(smoke_report, capsys):
+    """The report in headless Chromium: no JavaScript errors; every category, figure (an image
+    that loads, with its caption) and table (a frame holding a sortable table with rows, with
+    its caption) of the config is there, grouped by experiment; the run statistics render.
+    Screenshots go to tests/artifacts/ (LINFLOW_TEST_ARTIFACTS)."""
+    executable = browser.chromium()
+    start = browser.sync_playwright()
+    browser.ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    config = smoke_config()
+    kinds = {name: figure["kind"] for name, figure in config["figures"].items()}
+    errors = []
+    with start() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True,
+                                              args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            page = chromium.new_page(viewport={"width": 1600, "height": 1000})
+            page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+            page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
+            page.goto(smoke_report.as_uri(), wait_until="load")
+            page.wait_for_selector("text=Statistics", timeout=30_000)
+            page.screenshot(path=browser.ARTIFACTS / "report.png")
+            for category, subcategories in expected_report(config).items():
+                for subcategory, labels in subcategories.items():
+                    # a category with one subcategory opens it at once
+                    menu = (category,) if len(subcategories) == 1 else (category, subcategory)
+                    _menu(page, *menu)
+                    shown = sorted(page.locator("table tbody tr td:first-child").all_inner_texts())
+                    assert shown == sorted(labels), f"{category} / {subcategory}: {shown} != {sorted(labels)}"
+                    for label in labels:
+                        _menu(page, *menu)
+                        row = page.locator("table tbody tr", has=page.locator(f"td:text-is('{label}')"))
+                        row.locator("a").nth(0).click()  # view
+                        (_check_figure if subcategory == "Figures" else _check_table)(page, label)
+                        if label in ("fig6_imbalanced_init", "conditioning") or (
+                                category == "alpha_sweep" and label.startswith("fitted")):
+                            name = f"report_{category}_{label.split()[0]}".replace(" ", "_")
+                            page.screenshot(path=browser.ARTIFACTS / f"{name}.png")
+                        row.locator("a").nth(1).click()  # info: the caption
+                        phrase = CAPTIONS[kinds.get(label, label)]
+                        page.get_by_text(phrase).first.wait_for(timeout=10_000)
+            _menu(page, "Statistics")
+            page.wait_for_selector("#runtimes svg, #runtimes canvas", timeout=30_000)
+            page.wait_for_selector("#timeline svg, #timeline canvas", timeout=30_000)
+            page.screenshot(path=browser.ARTIFACTS / "report_statistics.png")
+        finally:
+            chromium.close()
+    with capsys.disabled():  # shown in the test output even when the test passes
+        print(f"\nreport screenshots: {', '.join(str(p) for p in sorted(browser.ARTIFACTS.glob('report*.png')))}")
+    assert not errors, "\n".join(errors)
 
 
 class EditedFile:

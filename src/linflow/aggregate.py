@@ -30,7 +30,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from . import checks, record, theory
+from . import checks, htmltable, record, theory
 from . import parameters as P
 
 #: Per-run variables of the cube besides ``status`` (from the chunk tables).
@@ -307,8 +307,31 @@ def tables(ds: xr.Dataset) -> dict[str, pd.DataFrame]:
     return {"runs": runs, "summary": summary, "fits": per_case}
 
 
-def write_outputs(ds: xr.Dataset, *, summary_nc, summary_csv, runs_csv, fits_csv) -> None:
-    """``summary.nc`` (the cube, compressed) and the three CSV tables, each written atomically."""
+def column_descriptions(ds: xr.Dataset) -> dict[str, str]:
+    """What each column of the CSV tables holds (the cube's long names)."""
+    columns = {"experiment": "experiment of the config", "case": "initialization case of the experiment",
+               "width": "hidden width h", "seed": "seed index"}
+    for name, variable in {**ds.coords, **ds.data_vars}.items():
+        if "long_name" in variable.attrs:
+            columns.setdefault(str(name), str(variable.attrs["long_name"]))
+    return columns
+
+
+TABLE_PAGES = {  # table -> (title, description) of its HTML page
+    "fits": ("Fitted exponents", "One row per case: the least-squares log-log slope of the final distance to "
+             "the min-norm solution against the width, with its 95% interval, over all widths and over the "
+             "larger half of them, next to Theorem 12's exponent -(2 alpha - 1/2)."),
+    "summary": ("Statistics per width and bound tightness", "One row per (case, width): runs per status, "
+                "mean and 95% interval of the final distances over converged seeds, the Theorem 12 bound, the "
+                "fitted rate against the Corollary 4 and Theorem 3 rates (ratios >= 1 by the theorems) and the "
+                "distance against the Theorem 12 bound (<= 1), with the case's fit."),
+}
+
+
+def write_outputs(ds: xr.Dataset, *, summary_nc, summary_csv, runs_csv, fits_csv, summary_html=None,
+                  fits_html=None) -> None:
+    """``summary.nc`` (the cube, compressed) and the three CSV tables, each written atomically;
+    optionally the summary and fits tables also as HTML pages (:mod:`linflow.htmltable`)."""
     encoding = {name: {"zlib": True, "complevel": 4} for name, var in ds.data_vars.items()
                 if var.dtype.kind == "f" and var.ndim >= 2}
     record.write_netcdf(ds, summary_nc, encoding=encoding)
@@ -319,3 +342,10 @@ def write_outputs(ds: xr.Dataset, *, summary_nc, summary_csv, runs_csv, fits_csv
         tmp = path.with_name(f".{path.name}.tmp")
         frame.to_csv(tmp, index=False)
         tmp.replace(path)
+    columns = column_descriptions(ds)
+    experiment = ds.attrs.get("experiment", "")
+    for name, path, csv in (("summary", summary_html, summary_csv), ("fits", fits_html, fits_csv)):
+        if path is not None:
+            title, description = TABLE_PAGES[name]
+            htmltable.write(frames[name], path, title=f"{title}: experiment {experiment}", description=description,
+                            columns=columns, csv_name=Path(csv).name)

@@ -4,10 +4,17 @@ Plots never recompute physics: every number drawn is a variable of a summary cub
 (:func:`linflow.open_sweep`) or of the run records it lists. ``draw(kind, inputs, png=...,
 pdf=...)`` is the single entry point (``inputs``: summary.nc files); matplotlib and seaborn are
 imported lazily.
+
+Style: every panel is :data:`PANEL` inches (one printed column), fonts are at least 7 pt at
+that size, colours are seaborn's colour-blind-safe palette and every series also has its own
+marker (and, where a bound goes with it, its own line style), so the figures read in grey
+scale too. Cases, experiments and quantities are labelled in words and symbols, never by
+their config keys.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +32,19 @@ FIGURES = {
     "conditioning": "summary.nc files (rate and distance against the condition number)",
 }
 
-STATUS_MARKERS = {"diverged": "X", "not_converged": "v", "failed": "s"}
+#: Width and height (inches) of one panel: one column of a two-column paper.
+PANEL = (3.4, 2.6)
+#: Font sizes (points) at that size; nothing smaller than 7 pt.
+FONT_SIZES = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7,
+              "ytick.labelsize": 7, "legend.fontsize": 7, "legend.title_fontsize": 7, "figure.titlesize": 9}
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+DPI = 300
+TIME_LABEL = "gradient-flow time $t$"
+RATE_UNITS = "1 / unit of $t$"
+DISTANCE_FRO = r"$\|UV^\top - \hat\Theta\|_F$"
+DISTANCE_OP = r"$\|UV^\top - \hat\Theta\|_2$"
+METHODS = {"flow": "gradient flow", "gd": "gradient descent", "sgd": "SGD", "gd_explicit": "gradient descent",
+           "sgd_explicit": "SGD"}
 
 
 def _setup():
@@ -35,8 +54,68 @@ def _setup():
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    sns.set_theme(context="paper", style="whitegrid", palette="colorblind")
+    sns.set_theme(context="paper", style="whitegrid", palette="colorblind",
+                  rc={**FONT_SIZES, "lines.linewidth": 1.2, "lines.markersize": 4, "pdf.fonttype": 42,
+                      "axes.titleweight": "bold", "legend.frameon": True, "legend.framealpha": 0.9})
     return plt, sns
+
+
+def _panels(plt, ncols: int, nrows: int = 1, height: float = PANEL[1], legend_rows: int = 0):
+    """A figure of ``nrows x ncols`` panels of :data:`PANEL` size (plus room for a legend below)."""
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PANEL[0] * ncols, height * nrows + 0.16 * legend_rows),
+                             squeeze=False, layout="constrained")
+    return fig, axes
+
+
+def _legend_below(fig, handles, labels, ncols: int) -> None:
+    fig.legend(handles, labels, loc="outside lower center", ncols=max(1, ncols), frameon=False)
+
+
+def _colors(sns, n: int):
+    return sns.color_palette("colorblind", n_colors=max(n, 1))
+
+
+def _fmt(value: float) -> str:
+    """A parameter value as written in a label (0.5 -> 0.5, 0.35 -> 0.35, 1e-4 -> 1e-04)."""
+    return f"{value:g}"
+
+
+def case_label(params: dict, name: str = "") -> str:
+    """A case in words: ``α = 0.50``, ``a = 0.1, b = 0.1``, ``balanced (a = 0.1, b = 0.1)``."""
+    init = params.get("init")
+
+    def number(key):
+        value = params.get(key)
+        return None if value is None or (isinstance(value, float) and np.isnan(value)) else float(value)
+
+    alpha, a, b = number("alpha"), number("a"), number("b")
+    if init in ("gaussian", "invariant") and alpha is not None:
+        prefix = "invariant set, " if init == "invariant" else ""
+        return f"{prefix}α = {alpha:.2f}"
+    if init == "scaled" and a is not None and b is not None:
+        return f"a = {_fmt(a)}, b = {_fmt(b)}"
+    if init == "balanced":
+        return f"balanced (a = {_fmt(a)}, b = {_fmt(b)})" if a is not None and b is not None else "balanced"
+    return name
+
+
+def _run_params(ds) -> dict:
+    return json.loads(ds.attrs.get("parameters", "{}"))
+
+
+def _run_case_label(ds) -> str:
+    return case_label(_run_params(ds), str(ds.attrs.get("case", "")))
+
+
+def _summary_case_label(summary, case) -> str:
+    params = {name: summary[name].sel(case=case).item() for name in ("init", "alpha", "a", "b")
+              if name in summary.coords}
+    return case_label(params, str(case))
+
+
+def _method(summary) -> str:
+    method = json.loads(summary.attrs.get("simulation", "{}")).get("method", "")
+    return METHODS.get(method, method)
 
 
 def _summaries(paths) -> list:
@@ -44,7 +123,8 @@ def _summaries(paths) -> list:
 
 
 def _runs(paths) -> list:
-    """The run records of the first seed of every (case, width) of the summaries ``paths``."""
+    """The run records of the first seed of every (case, width) of the summaries ``paths``, in
+    the order of the config (cases) and of increasing width."""
     runs = []
     for path in paths:
         summary = _summaries([path])[0]
@@ -54,203 +134,346 @@ def _runs(paths) -> list:
                 name = str(summary["file"].sel(case=case, width=width, seed=seed).item())
                 if name:
                     runs.append(record.open_run(Path(path).parent / name))
-    return sorted(runs, key=lambda ds: (str(ds.attrs.get("case", "")), int(ds.attrs["width"]), int(ds.attrs.get("seed", 0))))
-
-
-def _label(ds) -> str:
-    return f"h = {int(ds.attrs['width'])}"
+    return runs
 
 
 def _status_note(ax, runs) -> None:
-    bad = [f"{ds.attrs.get('case', '')} h={ds.attrs['width']} s={ds.attrs.get('seed')}: {ds['status'].item()}"
-           for ds in runs if ds["status"].item() != "converged"]
+    bad = [f"{_run_case_label(ds)}, h = {ds.attrs['width']}, seed {ds.attrs.get('seed')}: "
+           f"{ds['status'].item().replace('_', ' ')}" for ds in runs if ds["status"].item() != "converged"]
     if bad:
-        ax.text(0.01, 0.01, "not converged: " + "; ".join(bad[:4]) + (" ..." if len(bad) > 4 else ""),
-                transform=ax.transAxes, fontsize=6, color="crimson", va="bottom")
+        ax.text(0.01, 0.01, "not converged: " + "; ".join(bad[:3]) + (" ..." if len(bad) > 3 else ""),
+                transform=ax.transAxes, fontsize=7, color="#B2182B", va="bottom", wrap=True)
+
+
+def _positive_time(ds, *names):
+    """Time > 0 (log axes) and the variables ``names`` there."""
+    t = ds["time"].values
+    keep = t > 0
+    return (t[keep], *(np.asarray(ds[name].values, float)[keep] for name in names))
+
+
+def _markevery(n_points: int, i: int, n_marks: int = 6):
+    step = max(1, n_points // n_marks)
+    return (min(i * max(1, step // 4), step - 1), step)
+
+
+def _width_axis(ax, widths) -> None:
+    """Log width axis: ticks at the widths themselves when they span less than two decades
+    (log axes label no decade there), decades otherwise; never minor-tick labels."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    widths = np.unique(np.asarray(widths, dtype=float))
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if widths.size and np.log10(widths.max() / widths.min()) < 2:
+        ax.xaxis.set_major_locator(FixedLocator(widths))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xticks(widths, [f"{int(w)}" for w in widths])
+    ax.set_xlabel("hidden width $h$")
 
 
 def fig_spectrum(paths, plt, sns):
     """Nonzero eigenvalues of D scaled by 1/(m h), with Delta_+, Delta_-, Delta_ (Fig. 2 left / 4)."""
     runs = _runs(paths)
     widths = sorted({int(ds.attrs["width"]) for ds in runs})
-    chosen = [next(ds for ds in runs if int(ds.attrs["width"]) == w) for w in (widths[0], widths[-1])]
-    if widths[0] == widths[-1]:
-        chosen = chosen[:1]
-    fig, axes = plt.subplots(1, len(chosen), figsize=(4.2 * len(chosen), 3.4), squeeze=False)
+    chosen = [next(ds for ds in runs if int(ds.attrs["width"]) == w) for w in dict.fromkeys((widths[0], widths[-1]))]
+    fig, axes = _panels(plt, len(chosen), legend_rows=2)
+    colors = _colors(sns, 4)
+    lines = ((("delta_plus", r"$\Delta_+$", "--", colors[1]), ("delta_minus", r"$\Delta_-$", ":", colors[2]),
+              ("delta_under", r"$\Delta$ (effective imbalance)", "-.", colors[3])))
     for ax, ds in zip(axes[0], chosen):
         scale = 1.0 / (int(ds.attrs["m"]) * int(ds.attrs["width"]))
         eig = np.sort(ds["imbalance_eigenvalues"].values)[::-1] * scale
         eig = eig[np.abs(eig) > 1e-12 * np.abs(eig).max()]
-        sns.scatterplot(x=np.arange(1, eig.size + 1), y=eig, ax=ax, s=18, label="eigenvalues of D / (m h)")
-        for name, label, style in (("delta_plus", r"$\Delta_+$", "--"), ("delta_minus", r"$\Delta_-$", ":"),
-                                   ("delta_under", r"$\Delta$", "-")):
-            ax.axhline(float(ds[name]) * scale, ls=style, color="k", lw=1, label=f"{label} / (m h)")
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.set(xlabel="index", ylabel="eigenvalue / (m h)", title=_label(ds))
-        ax.legend(fontsize=6)
+        ax.plot(np.arange(1, eig.size + 1), eig, "o", color=colors[0], ms=3.5, label=r"eigenvalues $\lambda_i(D)$")
+        for name, label, style, color in lines:
+            ax.axhline(float(ds[name]) * scale, ls=style, color=color, lw=1.2, label=label)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.set(xlabel="eigenvalue index $i$ (nonzero eigenvalues)", ylabel=r"$\lambda_i(D)\,/\,(m h)$",
+               title=f"hidden width h = {int(ds.attrs['width'])}")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    _legend_below(fig, handles, [label + " / (m h)" if label.startswith("$\\Delta") else label for label in labels], 4)
     return fig
 
 
-def _loss_and_rate(axes, runs, sns, hue_label, linear_loss_ax=None):
-    palette = sns.color_palette(n_colors=max(len(runs), 1))
-    for color, ds in zip(palette, runs):
-        x = ds["time"].values
-        label = hue_label(ds)
-        axes[0].semilogy(x, ds["excess_loss"], color=color, label=label)
-        axes[0].semilogy(x, ds["loss_bound"], color=color, ls="--", lw=0.8)
+def _loss_and_rate(axes, runs, sns, label_of, *, log_time: bool, linear_loss_ax=None):
+    """Excess loss (log) with the Theorem 3 bound and rate with the Proposition 1 bound, one
+    colour and marker per run; returns legend handles and labels (runs, then line styles)."""
+    from matplotlib.lines import Line2D
+
+    colors = _colors(sns, len(runs))
+    handles, labels = [], []
+    for i, (color, ds) in enumerate(zip(colors, runs)):
+        if log_time:
+            t, loss, bound, rate, rate_bound = _positive_time(ds, "excess_loss", "loss_bound", "inst_rate",
+                                                               "rate_bound")
+        else:
+            t, loss, bound, rate, rate_bound = (ds["time"].values, *(ds[n].values for n in (
+                "excess_loss", "loss_bound", "inst_rate", "rate_bound")))
+        marker = MARKERS[i % len(MARKERS)]
+        # log time: recorded points are log-spaced, so every k-th point; linear time: evenly along the line
+        every = _markevery(t.size, i) if log_time else (0.02 * i, 0.18)
+        style = dict(color=color, marker=marker, markevery=every, ms=3.5)
+        axes[0].plot(t, loss, **style)
+        axes[0].plot(t, bound, color=color, ls="--", lw=0.9)
         if linear_loss_ax is not None:
-            linear_loss_ax.plot(x, ds["excess_loss"], color=color, label=label)
-        axes[1].plot(x, ds["inst_rate"], color=color, label=label)
-        axes[1].plot(x, ds["rate_bound"], color=color, ls="--", lw=0.8)
-    axes[0].set(xlabel="flow time t", ylabel="excess loss (solid), Theorem 3 bound (dashed)")
-    axes[1].set(xlabel="flow time t", ylabel="rate -dL/dt / L (solid), Prop. 1 bound (dashed)")
-    axes[1].set_ylim(bottom=0)
-    for ax in axes:
-        ax.legend(fontsize=6)
+            linear_loss_ax.plot(t, loss, **style)
+        axes[1].plot(t, np.where(rate > 0, rate, np.nan), **style)
+        axes[1].plot(t, np.where(rate_bound > 0, rate_bound, np.nan), color=color, ls="--", lw=0.9)
+        handles.append(Line2D([], [], color=color, marker=marker, ms=3.5))
+        labels.append(label_of(ds))
+    handles += [Line2D([], [], color="0.3", ls="-"), Line2D([], [], color="0.3", ls="--", lw=0.9)]
+    labels += ["measured", "bound (Theorem 3 for the loss, Proposition 1 for the rate)"]
+    axes[0].set(yscale="log", xlabel=TIME_LABEL, ylabel=r"excess loss $L - L^*$", title="Excess loss")
+    axes[1].set(yscale="log", xlabel=TIME_LABEL, ylabel=f"rate $-\\dot L / (L - L^*)$ ({RATE_UNITS})",
+                title="Instantaneous convergence rate")
+    if linear_loss_ax is not None:
+        linear_loss_ax.set(xlabel=TIME_LABEL, ylabel=r"excess loss $L - L^*$", title="Excess loss (linear scale)")
+    if log_time:
+        for ax in (*axes, *([linear_loss_ax] if linear_loss_ax is not None else [])):
+            ax.set_xscale("log")
+    return handles, labels
 
 
 def fig_convergence(paths, plt, sns):
     """Loss with the Theorem 3 bound, rate with the Proposition 1 bound, per width (Fig. 5)."""
-    runs = _runs(paths)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    _loss_and_rate(axes, runs, sns, _label)
-    _status_note(axes[0], runs)
+    runs = sorted(_runs(paths), key=lambda ds: int(ds.attrs["width"]))
+    fig, axes = _panels(plt, 2, legend_rows=2)
+    handles, labels = _loss_and_rate(axes[0], runs, sns, lambda ds: f"h = {int(ds.attrs['width'])}",
+                                     log_time=False)
+    _status_note(axes[0][0], runs)
+    _legend_below(fig, handles, labels, 3)
     return fig
 
 
 def fig_imbalanced(paths, plt, sns):
-    """Imbalanced initializations and the balanced one: loss (linear, log) and rate (Fig. 3 / 6)."""
+    """Imbalanced initializations and the balanced one: loss (linear, log) and rate (Fig. 3 / 6),
+    on a log time axis, so that the fast imbalanced runs and the slow balanced one all show."""
     runs = _runs(paths)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    _loss_and_rate(axes[1:], runs, sns, lambda ds: f"{ds.attrs.get('case')}: Delta = {float(ds['delta_under']):.3g}",
-                   linear_loss_ax=axes[0])
-    axes[0].set(xlabel="flow time t", ylabel="excess loss")
-    _status_note(axes[0], runs)
+
+    def label(ds):
+        delta = float(ds["delta_under"])
+        scale = max(abs(float(ds["delta_plus"])), abs(float(ds["delta_minus"])), abs(delta), 1e-300)
+        shown = "0" if abs(delta) <= 1e-10 * scale or abs(delta) < 1e-12 else f"{delta:.3g}"
+        return f"{_run_case_label(ds)}: Δ = {shown}"
+
+    fig, axes = _panels(plt, 3, legend_rows=2)
+    handles, labels = _loss_and_rate(axes[0][1:], runs, sns, label, log_time=True, linear_loss_ax=axes[0][0])
+    _status_note(axes[0][0], runs)
+    _legend_below(fig, handles, labels, 3)
     return fig
+
+
+def _note_infinite(ax, text: str, x: float = 0.02, y: float = 0.98, ha: str = "left", va: str = "top") -> None:
+    ax.text(x, y, text, transform=ax.transAxes, fontsize=7, va=va, ha=ha, color="#B2182B",
+            bbox=dict(boxstyle="round,pad=0.25", fc="white", ec="#B2182B", lw=0.6))
 
 
 def fig_implicit_bias(paths, plt, sns):
     """Distance to the min-norm solution against width, log-log, with fit and Theorem 12 (Fig. 7)."""
-    fig, ax = plt.subplots(figsize=(5.4, 4.0))
-    for summary in _summaries(paths):
-        palette = sns.color_palette(n_colors=summary.sizes["case"])
-        for color, case in zip(palette, summary["case"].values):
+    summaries = _summaries(paths)
+    n_cases = sum(s.sizes["case"] for s in summaries)
+    fig, axes = _panels(plt, 1, height=PANEL[1] + 0.3, legend_rows=3 * n_cases + 1)
+    ax = axes[0][0]
+    colors = _colors(sns, n_cases)
+    infinite, i = [], 0
+    for summary in summaries:
+        for case in summary["case"].values:
+            color, marker = colors[i], MARKERS[i % len(MARKERS)]
+            i += 1
             s = summary.sel(case=case)
+            name = _summary_case_label(summary, case)
             widths = s["width"].values
             mean = s["distance_fro_mean"].values
             ok = np.isfinite(mean)
             err = np.vstack([mean - s["distance_fro_ci_low"].values, s["distance_fro_ci_high"].values - mean])
             slope, lo, hi = (float(s[k]) for k in ("slope_fro", "slope_fro_ci_low", "slope_fro_ci_high"))
-            label = f"{case}: slope {slope:.3f} [{lo:.3f}, {hi:.3f}], theory {float(s['theory_exponent']):.3f}"
-            ax.errorbar(widths[ok], mean[ok], yerr=np.nan_to_num(err[:, ok]), fmt="o", color=color, ms=4,
-                        capsize=2, label=label)
+            ax.errorbar(widths[ok], mean[ok], yerr=np.nan_to_num(err[:, ok]), fmt=marker, color=color, ms=4,
+                        capsize=2, label=f"{name}: {DISTANCE_FRO}, mean over seeds (95% CI)")
             if np.isfinite(slope):
                 w = np.array([widths[ok].min(), widths[ok].max()], dtype=float)
-                ax.plot(w, np.exp(float(s["intercept_fro"])) * w**slope, color=color, lw=1)
+                ax.plot(w, np.exp(float(s["intercept_fro"])) * w**slope, color=color, lw=1,
+                        label=f"fit: slope {slope:.3f} [{lo:.3f}, {hi:.3f}]; "
+                              f"Theorem 12: {float(s['theory_exponent']):.3f}")
             bound = s["theorem12_bound_mean"].values
-            if np.any(np.isfinite(bound)):
-                ax.plot(widths, bound, color=color, ls=":", lw=1, label=f"{case}: Theorem 12 bound (operator norm)")
+            finite = np.isfinite(bound)
+            if np.any(finite):
+                ax.plot(widths[finite], bound[finite], color=color, ls=":", lw=1.2, marker=marker, mfc="none",
+                        ms=3.5, label=f"Theorem 12 bound on {DISTANCE_OP}")
+            inf_widths = widths[(~finite) & (s["n_converged"].values > 0)]
+            if inf_widths.size:
+                infinite.append(f"{name}: Theorem 12 bound = ∞ (overflows) at h = "
+                                + ", ".join(str(int(w)) for w in inf_widths))
             bad = (s["n_runs"].values - s["n_converged"].values) > 0
             if np.any(bad):
                 ax.plot(widths[bad], np.where(np.isfinite(mean[bad]), mean[bad], np.nanmin(mean)), "X",
-                        color="crimson", ms=7, label="widths with diverged / unconverged runs (excluded)")
-    ax.set(xscale="log", yscale="log", xlabel="width h", ylabel=r"$\|UV^T - \hat\Theta\|_F$ (mean, 95% CI)")
-    ax.legend(fontsize=6)
+                        color="#B2182B", ms=7, label="widths with diverged / unconverged runs (excluded)")
+    if infinite:
+        _note_infinite(ax, "\n".join(infinite))
+    ax.set(yscale="log", ylabel="distance to the min-norm solution", title=f"Implicit bias ({_method(summaries[0])})")
+    _width_axis(ax, np.concatenate([s["width"].values for s in summaries]))
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda k: not labels[k].endswith("(95% CI)"))  # data first
+    _legend_below(fig, [handles[k] for k in order], [labels[k] for k in order], 1)
     return fig
 
 
 def fig_exponents(paths, plt, sns):
     """Fitted exponent with 95% CI against Theorem 12's -(2 alpha - 1/2); distance curves per alpha."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
+    fig, axes = _panels(plt, 2, legend_rows=3)
+    colors = _colors(sns, 3)
     for summary in _summaries(paths):
         alpha = summary["alpha"].values
         order = np.argsort(alpha)
         theory_exp = summary["theory_exponent"].values[order]
-        for prefix, shift, fmt, label in (
-            ("slope_fro", -0.004, "o", "fitted slope, all widths (95% CI)"),
+        for (prefix, shift, fmt, label), color in zip((
+            ("slope_fro", -0.004, "o", "fitted slope, all widths"),
             ("slope_upper_fro", 0.004, "s",
-             f"fitted slope, widths >= {int(summary['upper_min_width'].values.min())} (95% CI)"),
-        ):
+             f"fitted slope, widths h ≥ {int(summary['upper_min_width'].values.min())}"),
+        ), colors):
             slope = summary[prefix].values[order]
             lo, hi = summary[f"{prefix}_ci_low"].values[order], summary[f"{prefix}_ci_high"].values[order]
-            axes[0].errorbar(theory_exp + shift, slope, yerr=np.vstack([slope - lo, hi - slope]), fmt=fmt,
-                             capsize=3, ms=4, label=label)
+            axes[0][0].errorbar(theory_exp + shift, slope, yerr=np.vstack([slope - lo, hi - slope]), fmt=fmt,
+                                color=color, capsize=3, ms=4, label=f"{label} (95% CI)")
         line = np.array([np.nanmin(theory_exp), np.nanmax(theory_exp)])
-        axes[0].plot(line, line, color="k", lw=1, ls="--", label="identity")
-        palette = sns.color_palette("viridis", n_colors=summary.sizes["case"])
-        for color, case in zip(palette, summary["case"].values[np.argsort(summary["alpha"].values)]):
+        axes[0][0].plot(line, line, color="k", lw=1, ls="--", label="fitted = predicted")
+        cases = summary["case"].values[order]
+        for i, (color, case) in enumerate(zip(_colors(sns, len(cases)), cases)):
             s = summary.sel(case=case)
             ok = np.isfinite(s["distance_fro_mean"].values)
-            axes[1].plot(s["width"].values[ok], s["distance_fro_mean"].values[ok], "o-", ms=3, color=color,
-                         label=f"alpha = {float(s['alpha']):.2f}")
-    axes[0].set(xlabel=r"theory exponent $-(2\alpha - 1/2)$", ylabel="fitted log-log slope")
-    axes[1].set(xscale="log", yscale="log", xlabel="width h", ylabel=r"$\|UV^T - \hat\Theta\|_F$ (mean over seeds)")
-    for ax in axes:
-        ax.legend(fontsize=6)
+            axes[0][1].plot(s["width"].values[ok], s["distance_fro_mean"].values[ok], ls="-",
+                            marker=MARKERS[i % len(MARKERS)], ms=3.5, color=color,
+                            label=_summary_case_label(summary, case))
+    axes[0][0].set(xlabel=r"predicted exponent $-(2\alpha - 1/2)$ (Theorem 12)",
+                   ylabel="fitted log-log slope in $h$", title="Exponent of the distance in the width")
+    axes[0][0].legend(loc="upper left")
+    axes[0][1].set(yscale="log", ylabel=f"{DISTANCE_FRO} (mean over seeds)", title="Distance to the min-norm solution")
+    _width_axis(axes[0][1], np.concatenate([s["width"].values for s in _summaries(paths)]))
+    axes[0][1].legend(title="initialization scale", ncols=2 if len(cases) > 3 else 1)
     return fig
+
+
+def _series_labels(summaries) -> list[str]:
+    """One label per summary: method and case in words (the experiment name only to tell
+    apart two that would read the same)."""
+    labels = []
+    for summary in summaries:
+        cases = [_summary_case_label(summary, c) for c in summary["case"].values]
+        labels.append([f"{_method(summary)}, {c}" for c in cases])
+    flat = [label for group in labels for label in group]
+    if len(set(flat)) < len(flat):
+        labels = [[f"{label} ({s.attrs.get('experiment', '')})" for label in group]
+                  for s, group in zip(summaries, labels)]
+    return labels
 
 
 def _converged_runs(paths, columns: dict):
     """One row per converged run of the summaries; ``columns`` maps a label to a function of a
-    summary's runs (the cube stacked to one ``run`` dimension) returning that column's values."""
+    summary's runs (the cube stacked to one ``run`` dimension) and the summary's case labels
+    returning that column's values. Also returns the series names, in order."""
     import pandas as pd
 
-    frames = []
-    for summary in _summaries(paths):
+    summaries = _summaries(paths)
+    frames, names = [], []
+    for summary, labels in zip(summaries, _series_labels(summaries)):
+        by_case = dict(zip(summary["case"].values, labels))
+        names += labels
         runs = summary.stack(run=("case", "width", "seed"))
-        frame = pd.DataFrame({label: np.asarray(values(runs)) for label, values in columns.items()})
+        frame = pd.DataFrame({label: np.asarray(values(runs, by_case)) for label, values in columns.items()})
         frames.append(frame[runs["status"].values == "converged"])
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True), names
+
+
+def _lineplot(sns, ax, data, x, y, hue, order, **kwargs):
+    """Mean with a seeded bootstrap 95% CI, one colour, marker and dash pattern per ``hue``."""
+    markers = dict(zip(order, MARKERS))
+    sns.lineplot(data=data, x=x, y=y, hue=hue, style=hue, hue_order=order, style_order=order,
+                 palette=dict(zip(order, _colors(sns, len(order)))), markers=markers, dashes=True,
+                 errorbar=("ci", 95), seed=0, err_style="band", ax=ax, **kwargs)
 
 
 def fig_tightness(paths, plt, sns):
     """Measured rate / Corollary 4 rate, and measured distance / Theorem 12 bound, against width."""
-    data = _converged_runs(paths, {
-        "width": lambda s: s["width"].values,
-        "case": lambda s: [f"{s.attrs.get('experiment', '')}:{c}" for c in s["case"].values],
-        "rate ratio (fitted / Cor. 4)": lambda s: s["ratio_rate_cor4"].values,
-        "distance ratio (measured / Thm. 12)": lambda s: s["ratio_distance_thm12"].values,
+    rate, distance = "fitted rate / Corollary 4 rate $2\\lambda_r\\Delta(0)$", f"{DISTANCE_OP} / Theorem 12 bound"
+    data, names = _converged_runs(paths, {
+        "width": lambda s, _: s["width"].values,
+        "series": lambda s, labels: [labels[c] for c in s["case"].values],
+        rate: lambda s, _: s["ratio_rate_cor4"].values,
+        "bound": lambda s, _: s["theorem12_bound"].values,
+        distance: lambda s, _: s["ratio_distance_thm12"].values,
     })
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.0))
-    sns.lineplot(data=data, x="width", y="rate ratio (fitted / Cor. 4)", hue="case", marker="o",
-                 errorbar=("ci", 95), seed=0, ax=axes[0])
-    axes[0].axhline(1.0, color="k", lw=1, ls="--")
-    axes[0].set(xscale="log")
-    finite = data[np.isfinite(data["distance ratio (measured / Thm. 12)"])]
+    fig, axes = _panels(plt, 2, legend_rows=len(names))
+    _lineplot(sns, axes[0][0], data, "width", rate, "series", names)
+    axes[0][0].axhline(1.0, color="k", lw=1, ls="--")
+    axes[0][0].text(0.98, 1.0, "ratio 1: bound attained", transform=axes[0][0].get_yaxis_transform(), ha="right",
+                    va="bottom", fontsize=7)
+    axes[0][0].set(ylabel="rate ratio (≥ 1 by Corollary 4)", title="Convergence rate against Corollary 4")
+    finite = data[np.isfinite(data["bound"]) & np.isfinite(data[distance])]
     if len(finite):
-        sns.lineplot(data=finite, x="width", y="distance ratio (measured / Thm. 12)", hue="case", marker="o",
-                     errorbar=("ci", 95), seed=0, ax=axes[1])
-    axes[1].set(xscale="log", yscale="log")
-    for ax in axes:
-        ax.legend(fontsize=6)
+        _lineplot(sns, axes[0][1], finite, "width", distance, "series", [n for n in names if n in set(finite["series"])])
+    infinite = data[~np.isfinite(data["bound"])]
+    if len(infinite):
+        _note_infinite(axes[0][1], "Theorem 12 bound = ∞ (overflows) for\n" + "\n".join(
+            f"{series}, h = {', '.join(str(w) for w in sorted(set(group['width'])))}"
+            for series, group in infinite.groupby("series", sort=False)))
+    axes[0][1].set(yscale="log", ylabel="distance ratio (≤ 1 by Theorem 12)", title="Distance against Theorem 12")
+    for ax in axes[0]:
+        _width_axis(ax, data["width"])
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0]:
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    _legend_below(fig, handles, labels, 2)
     return fig
 
 
 def fig_conditioning(paths, plt, sns):
     """Rate and distance against the condition number of X, per width, with the bounds."""
-    data = _converged_runs(paths, {
-        "condition number": lambda s: np.round(np.sqrt(s["lam_1"].values / s["lam_r"].values), 6),
-        "width": lambda s: s["width"].values,
-        "fitted rate": lambda s: s["fitted_rate"].values,
-        "Cor. 4 rate": lambda s: s["rate_cor4"].values,
-        "Thm. 3 rate": lambda s: s["rate_thm3_0"].values,
-        "distance (Frobenius)": lambda s: s["final_distance_fro"].values,
-        "Thm. 12 bound": lambda s: s["theorem12_bound"].values,
+    data, _ = _converged_runs(paths, {
+        "kappa": lambda s, _: np.round(np.sqrt(s["lam_1"].values / s["lam_r"].values), 6),
+        "width": lambda s, _: s["width"].values,
+        "fitted rate": lambda s, _: s["fitted_rate"].values,
+        "Corollary 4 rate": lambda s, _: s["rate_cor4"].values,
+        "Theorem 3 rate": lambda s, _: s["rate_thm3_0"].values,
+        f"measured {DISTANCE_FRO}": lambda s, _: s["final_distance_fro"].values,
+        f"Theorem 12 bound on {DISTANCE_OP}": lambda s, _: s["theorem12_bound"].values,
     })
+    bound = f"Theorem 12 bound on {DISTANCE_OP}"
+    widths = sorted(set(data["width"]))
     data["width"] = data["width"].map(lambda w: f"h = {w}")
-    keys = ["condition number", "width"]
-    long_rate = data.melt(id_vars=keys, value_vars=["fitted rate", "Cor. 4 rate", "Thm. 3 rate"],
-                          var_name="quantity", value_name="rate")
-    long_dist = data.melt(id_vars=keys, value_vars=["distance (Frobenius)", "Thm. 12 bound"],
-                          var_name="quantity", value_name="distance")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    sns.lineplot(data=long_rate, x="condition number", y="rate", hue="width", style="quantity", marker="o",
-                 errorbar=("ci", 95), seed=0, ax=axes[0])
-    sns.lineplot(data=long_dist, x="condition number", y="distance", hue="width", style="quantity", marker="o",
-                 errorbar=("ci", 95), seed=0, ax=axes[1])
-    for ax in axes:
-        ax.set(xscale="log", yscale="log")
-        ax.legend(fontsize=6)
+    hues = [f"h = {w}" for w in widths]
+    keys = ["kappa", "width"]
+    fig, axes = _panels(plt, 2, legend_rows=2)
+    for ax, quantities, value in ((axes[0][0], ["fitted rate", "Corollary 4 rate", "Theorem 3 rate"], "rate"),
+                                  (axes[0][1], [f"measured {DISTANCE_FRO}", bound], "distance")):
+        long = data.melt(id_vars=keys, value_vars=quantities, var_name="quantity", value_name=value)
+        long = long[np.isfinite(long[value])]
+        sns.lineplot(data=long, x="kappa", y=value, hue="width", hue_order=hues, style="quantity",
+                     style_order=quantities, palette=dict(zip(hues, _colors(sns, len(hues)))),
+                     markers=dict(zip(quantities, MARKERS)), dashes=dict(zip(quantities, ["", (4, 2), (1, 1.5)])),
+                     errorbar=("ci", 95), seed=0, ax=ax)
+    infinite = data[~np.isfinite(data[bound])]
+    if len(infinite):
+        _note_infinite(axes[0][1], "Theorem 12 bound = ∞\n(overflows) at κ = "
+                       + ", ".join(f"{k:g}" for k in sorted(set(infinite["kappa"]))) + ":\nnot drawn",
+                       x=0.97, y=0.55, ha="right", va="center")
+        for kappa in sorted(set(infinite["kappa"])):
+            axes[0][1].annotate("bound = ∞", xy=(kappa, 1.0), xycoords=("data", "axes fraction"),
+                                xytext=(0, -22), textcoords="offset points", ha="center", fontsize=7,
+                                color="#B2182B", arrowprops=dict(arrowstyle="->", color="#B2182B", lw=0.8))
+    for ax in axes[0]:
+        ax.set(xscale="log", yscale="log", xlabel=r"condition number $\kappa = s_1 / s_r$ of $X$")
+    axes[0][0].set(ylabel=f"rate ({RATE_UNITS})", title="Convergence rate and its lower bounds")
+    axes[0][1].set(ylabel="distance to the min-norm solution", title="Distance to the min-norm solution")
+    handles, labels = [], []
+    for ax in axes[0]:
+        h, l = ax.get_legend_handles_labels()
+        for handle, label in zip(h, l):
+            if label not in labels and label not in ("width", "quantity"):
+                handles.append(handle)
+                labels.append(label)
+        ax.get_legend().remove()
+    _legend_below(fig, handles, labels, 3)
     return fig
 
 
@@ -273,10 +496,9 @@ def draw(kind: str, inputs, *, png, pdf, title: str | None = None) -> None:
     fig = _DRAW[kind]([Path(p) for p in inputs], plt, sns)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     for path in (Path(png), Path(pdf)):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        fig.savefig(tmp, dpi=150)
+        fig.savefig(tmp, dpi=DPI)
         tmp.replace(path)
     plt.close(fig)

@@ -59,6 +59,13 @@ def all_summaries():
     return [summary_path(e) for e in PLAN.experiments]
 
 
+def all_tables():
+    """The HTML pages of the fits and summary tables (the report's tables)."""
+    return [
+        f"results/{e}/{table}.html" for e in PLAN.experiments for table in ("fits", "summary")
+    ]
+
+
 def all_figures():
     return [
         f"results/figures/{name}.{ext}"
@@ -97,6 +104,12 @@ def chunk_mem_mb(wildcards):
 
 def chunk_runtime(wildcards):
     return PLAN.chunk_resources(_chunk(wildcards))["runtime"]
+
+
+def figure_category(wildcards):
+    """Report category of a figure: its experiment, or "across experiments" if it reads several."""
+    experiments = PLAN.figures[wildcards.figure]["experiments"]
+    return experiments[0] if len(experiments) == 1 else "across experiments"
 
 
 def figure_summaries(wildcards):

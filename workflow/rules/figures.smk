@@ -9,7 +9,8 @@ rule figure:
         png=report(
             "results/figures/{figure}.png",
             caption="../report/figure.rst",
-            category="Figures",
+            category=figure_category,
+            subcategory="Figures",
             labels={"figure": "{figure}"},
         ),
         pdf="results/figures/{figure}.pdf",

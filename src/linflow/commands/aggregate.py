@@ -15,6 +15,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--summary-csv", required=True, type=Path, help="per (case, width) CSV table to write")
     parser.add_argument("--runs-csv", required=True, type=Path, help="per-run CSV table to write")
     parser.add_argument("--fits-csv", required=True, type=Path, help="per-case CSV table of fitted exponents")
+    parser.add_argument("--summary-html", type=Path, default=None,
+                        help="also write the summary table as an HTML page (for the workflow report)")
+    parser.add_argument("--fits-html", type=Path, default=None,
+                        help="also write the fits table as an HTML page (for the workflow report)")
     parser.add_argument("--bound-rtol", type=float, default=checks.DEFAULT_RTOL,
                         help=f"relative excess of a bound over the exact rate that counts as a violation (a bug); "
                              f"default {checks.DEFAULT_RTOL:g}")
@@ -24,7 +28,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    refuse_existing([args.summary_nc, args.summary_csv, args.runs_csv, args.fits_csv], args.overwrite)
+    refuse_existing([p for p in (args.summary_nc, args.summary_csv, args.runs_csv, args.fits_csv, args.summary_html,
+                                 args.fits_html) if p is not None], args.overwrite)
     if not args.bound_rtol > 0:
         raise ValueError(f"--bound-rtol must be a positive number, got {args.bound_rtol}")
     if args.verify_runs:
@@ -32,4 +37,4 @@ def run(args) -> None:
     ds = aggregate.summarize(args.tables, experiment=args.experiment, bound_rtol=args.bound_rtol,
                              root=args.summary_nc.parent)
     aggregate.write_outputs(ds, summary_nc=args.summary_nc, summary_csv=args.summary_csv, runs_csv=args.runs_csv,
-                            fits_csv=args.fits_csv)
+                            fits_csv=args.fits_csv, summary_html=args.summary_html, fits_html=args.fits_html)
