@@ -15,19 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, skip_unless_ci
 
-CI = os.environ.get("CI", "").lower() == "true"
 #: Screenshots and other artifacts of the browser test (ignored by git).
 ARTIFACTS = Path(os.environ.get("LINFLOW_TEST_ARTIFACTS", REPO / "tests" / "artifacts"))
 INSTALL_TIMEOUT = 900  # seconds for apt-get update + install
-
-
-def unavailable(reason: str) -> None:
-    """Skip (with ``reason``), or fail under CI=true."""
-    if CI:
-        pytest.fail(f"{reason}; under CI=true this is a failure, not a skip")
-    pytest.skip(reason)
 
 
 def _which() -> str | None:
@@ -44,7 +36,7 @@ def chromium() -> str:
     if path:
         return path
     if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("apt-get") is None:
-        unavailable("no chromium here, and installing it needs root and apt-get")
+        skip_unless_ci("no chromium here, and installing it needs root and apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
         proc = subprocess.run(["timeout", "-k", "10", str(INSTALL_TIMEOUT), *command], capture_output=True,
@@ -61,5 +53,5 @@ def sync_playwright():
     try:
         from playwright.sync_api import sync_playwright as start
     except ImportError as error:
-        unavailable(f"Playwright is not installed ({error}); pip install -e '.[test]'")
+        skip_unless_ci(f"Playwright is not installed ({error}); pip install -e '.[test]'")
     return start
