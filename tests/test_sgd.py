@@ -24,8 +24,10 @@ def close(a, b, rtol):
     return np.abs(a - b).max() / scale <= rtol
 
 
-# (N, n, m, h, b): m > 1 with r = N < n; r < m with b = 1; b = N; r = n (no U2); h < m + r.
-SHAPES = [(30, 50, 2, 400, 7), (2, 6, 4, 9, 1), (8, 12, 2, 20, 8), (5, 5, 3, 9, 2), (6, 10, 2, 5, 3)]
+# (N, n, m, h, b): m > 1 with r = N < n; r < m with b = 1; b = N; r = n (no U2); h < m + r;
+# N > n (r = n < N: part of Y outside the column space of W, L* > 0).
+SHAPES = [(30, 50, 2, 400, 7), (2, 6, 4, 9, 1), (8, 12, 2, 20, 8), (5, 5, 3, 9, 2), (6, 10, 2, 5, 3),
+          (12, 6, 2, 15, 4)]
 
 
 @pytest.mark.parametrize("N,n,m,h,b", SHAPES)
@@ -153,6 +155,15 @@ def test_batch_stream_reproduces_bit_for_bit_and_depends_on_the_seed():
     assert not np.array_equal(a, c)
     stream = BatchStream(np.random.default_rng(3), 50, 4, "with_replacement")
     np.testing.assert_array_equal(np.array([next(stream) for _ in range(40000)]), a)
+
+
+def test_batch_stream_refuses_bad_options_itself():
+    with pytest.raises(ValueError, match=r"batch_size: expected an integer in \[1, N = 6\], got 7"):
+        batch_sequence(0, 6, 7, "with_replacement", 3)
+    with pytest.raises(ValueError, match=r"batch_size: expected an integer in \[1, N = 6\], got 0"):
+        batch_sequence(0, 6, 0, "without_replacement", 3)
+    with pytest.raises(ValueError, match="batch_sampling: 'shuffle' is not allowed; allowed: one of"):
+        batch_sequence(0, 6, 2, "shuffle", 3)
 
 
 # ---------------------------------------------------------------------------
@@ -345,7 +356,12 @@ def test_batch_size_above_n_is_refused_by_the_run():
 
 
 def test_resources_cover_sgd():
+    from linflow import sgd
+
+    assert resources.SGD_BATCH_BYTES >= 8 * sgd.BLOCK_ROWS
     p = params()
+    assert resources.run_memory_bytes(p, n=500, m=1, rank=100, width=10) > resources.run_memory_bytes(
+        params(method="gd", batch_size=None), n=500, m=1, rank=100, width=10)
     assert resources.run_seconds(p, n=500, m=1, rank=100, width=10**6) > 300 * 3e-5
     explicit = params(method="sgd_explicit")
     assert resources.run_memory_bytes(explicit, n=500, m=1, rank=100, width=10**5) > resources.run_memory_bytes(
@@ -357,3 +373,71 @@ def test_default_config_has_the_sgd_experiments():
     plan = grid.plan(config)
     assert {"sgd_batch", "gd_step"} <= set(plan.experiments)
     assert {p["method"] for p in plan.experiments["sgd_batch"].cases.values()} == {"sgd"}
+
+
+# ---------------------------------------------------------------------------
+# The workflow's path for SGD experiments: chunks -> summary -> figures
+# ---------------------------------------------------------------------------
+
+PIPELINE_CONFIG = {
+    "seed_entropy": 3,
+    "datasets": {"g": {"kind": "gaussian", "n": 20, "N": 6, "m": 1}},
+    "experiments": {
+        "sgd_batch": {"dataset": "g", "widths": [30, 300, 3000], "seeds": 3,
+                      "cases": {"b": {"init": "gaussian", "alpha": 0.5, "sampling": "wishart",
+                                      "sweep": {"batch_size": [1, 6]}}},
+                      "simulation": {"method": "sgd", "step": 0.2, "stop_factor": 1e-6}},
+        "gd_step": {"dataset": "g", "widths": [30, 3000], "seeds": 3,
+                    "cases": {"step": {"init": "gaussian", "alpha": 0.5, "sampling": "wishart",
+                                       "sweep": {"step": [0.05, 0.2, 50.0]}}},
+                    "simulation": {"method": "gd", "stop_factor": 1e-6}},
+    },
+    "figures": {},
+}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    from linflow import aggregate, data, record
+
+    folder = tmp_path_factory.mktemp("pipeline")
+    X, Y = data.make_dataset("gaussian", n=20, N=6, m=1, noise=0.01, rng=np.random.default_rng(0))
+    dataset = folder / "dataset.nc"
+    record.write_netcdf(record.dataset_record(X, Y, theory.reduce_problem(X, Y), {"kind": "gaussian"}), dataset)
+    plan = grid.plan(PIPELINE_CONFIG)
+    summaries = {}
+    for name, experiment in plan.experiments.items():
+        tables = []
+        for chunk in experiment.chunks:
+            table = folder / name / "chunks" / f"{chunk.id}.nc"
+            batch.run_chunk(dataset, plan.chunk_spec(chunk), folder / name / "runs" / chunk.id, table,
+                            log=lambda line: None)
+            tables.append(table)
+        summary = aggregate.summarize(tables, experiment=name, root=folder / name)
+        aggregate.write_outputs(summary, summary_nc=folder / name / "summary.nc", summary_csv=folder / name / "s.csv",
+                                runs_csv=folder / name / "runs.csv", fits_csv=folder / name / "fits.csv")
+        summaries[name] = summary
+    return folder, summaries
+
+
+def test_sgd_experiments_aggregate_with_the_case_parameter_as_a_coordinate(pipeline):
+    _, summaries = pipeline
+    sgd_summary, step_summary = summaries["sgd_batch"], summaries["gd_step"]
+    assert list(sgd_summary["batch_size"].values) == [1, 6]
+    assert np.all(sgd_summary["status"].values == "converged")
+    assert np.all(np.isfinite(sgd_summary["slope_fro"].values))
+    assert list(step_summary["step"].values) == [0.05, 0.2, 50.0]
+    assert np.all(step_summary["n_diverged"].sel(case="step50").values == 3)  # recorded, excluded
+    assert np.all(step_summary["n_converged"].sel(case="step0.05").values == 3)
+
+
+@pytest.mark.parametrize("experiment", ["sgd_batch", "gd_step"])
+@pytest.mark.parametrize("kind", ["sgd_batch", "gd_step"])
+def test_sgd_figures_draw_from_the_summary(pipeline, kind, experiment):
+    """Each figure draws from its experiment's summary, and from any other summary too."""
+    from linflow import plots
+
+    folder, _ = pipeline
+    png, pdf = folder / f"{kind}-{experiment}.png", folder / f"{kind}-{experiment}.pdf"
+    plots.draw(kind, [folder / experiment / "summary.nc"], png=png, pdf=pdf)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:4] == b"%PDF"

@@ -319,9 +319,7 @@ def _batch_plan(N: int, batch_size, batch_sampling, check_every, batch_rng, batc
                     description=f"given by the caller: {array.shape[0]} steps of {array.shape[1]} rows")
     if batch_size is None:
         raise ValueError(f"batch_size is required for SGD; expected an integer in [1, N = {N}]")
-    batch_size = P.check("batch_size", batch_size)
-    if batch_size > N:
-        raise ValueError(f"batch_size: expected an integer in [1, N = {N}] (the number of samples), got {batch_size}")
+    batch_size = P.check("batch_size", batch_size)  # b <= N: checked by BatchStream
     if batch_rng is None:
         raise ValueError("SGD needs batch_rng (a numpy Generator, SeedSequence or integer seed) or batches")
     if not isinstance(batch_rng, (np.random.Generator, np.random.SeedSequence, int, np.integer)) or isinstance(
