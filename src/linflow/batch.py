@@ -28,7 +28,8 @@ from .state import CompressedInit
 
 #: Keyword arguments of :func:`linflow.simulate` that come straight from a run's parameters.
 SIMULATE_KEYS = ("method", "step", "loss_scale", "stop_factor", "loss_threshold", "max_time", "max_steps", "rtol",
-                 "atol", "points_per_decade", "divergence_factor", "delta", "alpha")
+                 "atol", "points_per_decade", "divergence_factor", "delta", "alpha", "batch_size", "batch_sampling",
+                 "check_every")
 
 
 class Reductions:
@@ -54,7 +55,8 @@ def run_one(reductions: Reductions, *, experiment: str, case: str, width: int, s
 
     ``params`` are the run's resolved parameters (:func:`linflow.parameters.resolve`). The
     initialization draws from the stream ``(entropy, "init", experiment, width, seed)``, shared
-    by the cases of an experiment (common random numbers across cases).
+    by the cases of an experiment (common random numbers across cases); SGD's batches from the
+    distinct stream ``(entropy, "batches", experiment, width, seed)``.
     """
     X, Y = reductions.X, reductions.Y
     gamma = output_factor(params.get("output_scale", P.default("output_scale")), Y.shape[1], width)
@@ -70,6 +72,8 @@ def run_one(reductions: Reductions, *, experiment: str, case: str, width: int, s
                           sampled_wishart=isinstance(start, CompressedInit),
                           dataset_parameters_hash=dataset_attrs.get("parameters_hash", ""))
     options = {key: params[key] for key in SIMULATE_KEYS if key in params}
+    if params["method"] in P.SGD_METHODS:  # its own stream: init draws never depend on batch options
+        options["batch_rng"] = seeding.rng_for(entropy, "batches", experiment, width, seed)
     return simulate(
         X, Y, **weights, **options, output_scale=gamma, problem=problem,
         attrs={"run_parameters": run_parameters, "experiment": experiment, "case": case, "seed": seed,

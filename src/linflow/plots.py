@@ -30,6 +30,8 @@ FIGURES = {
     "exponents": "summary.nc (fitted against predicted Theorem 12 exponent across alpha)",
     "tightness": "summary.nc files (measured rate / Corollary 4 rate, distance / Theorem 12 bound)",
     "conditioning": "summary.nc files (rate and distance against the condition number)",
+    "sgd_batch": "summary.nc (mini-batch SGD: distance against width per batch size, fitted exponents)",
+    "gd_step": "summary.nc (gradient-descent step: distance and convergence time against the step, per width)",
 }
 
 #: Width and height (inches) of one panel: one column of a two-column paper.
@@ -477,6 +479,109 @@ def fig_conditioning(paths, plt, sns):
     return fig
 
 
+def _case_values(summary, name: str) -> np.ndarray:
+    """A case parameter (``batch_size``, ``step``) per case, from the coordinate or the shared
+    settings of the summary (a value every case has)."""
+    import json
+
+    if name in summary.coords:
+        return np.asarray(summary[name].values, dtype=float)
+    shared = json.loads(summary.attrs.get("simulation", "{}"))
+    return np.full(summary.sizes["case"], float(shared.get(name, np.nan)))
+
+
+def fig_sgd_batch(paths, plt, sns):
+    """Mini-batch SGD: distance to the min-norm solution against width per batch size (with the
+    fitted power laws), the distance relative to the full batch, and the fitted exponents."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.0))
+    for summary in _summaries(paths):
+        known = np.isfinite(_case_values(summary, "batch_size"))
+        # a summary without batch sizes draws too, against the case index
+        b = np.where(known, _case_values(summary, "batch_size"), np.arange(1, known.size + 1))
+        order = np.argsort(b)
+        cases = summary["case"].values[order]
+        palette = sns.color_palette(n_colors=len(cases))
+        full = summary.sel(case=cases[-1])  # the largest batch: the reference of the middle panel
+        for color, case in zip(palette, cases):
+            s = summary.sel(case=case)
+            widths, mean = s["width"].values, s["distance_fro_mean"].values
+            ok = np.isfinite(mean)
+            err = np.vstack([mean - s["distance_fro_ci_low"].values, s["distance_fro_ci_high"].values - mean])
+            slope, lo, hi = (float(s[k]) for k in ("slope_fro", "slope_fro_ci_low", "slope_fro_ci_high"))
+            index = list(summary["case"].values).index(case)
+            label = f"b = {b[index]:g}" if known[index] else str(case)
+            shift = 1.06 ** (list(cases).index(case) - (len(cases) - 1) / 2)  # side by side, not on top
+            axes[0].errorbar(widths[ok] * shift, mean[ok], yerr=np.nan_to_num(err[:, ok]), fmt="o", color=color,
+                             ms=4, capsize=2, label=f"{label}: slope {slope:.3f} [{lo:.3f}, {hi:.3f}]")
+            if np.isfinite(slope):
+                w = np.array([widths[ok].min(), widths[ok].max()], dtype=float)
+                axes[0].plot(w, np.exp(float(s["intercept_fro"])) * w**slope, color=color, lw=1)
+            bad = (s["n_runs"].values - s["n_converged"].values) > 0
+            if np.any(bad):
+                axes[0].plot(widths[bad], np.where(ok[bad], mean[bad], np.nanmin(mean)), "X", color="crimson", ms=7,
+                             label="widths with diverged / unconverged runs (excluded)")
+            axes[1].plot(widths[ok], mean[ok] / full["distance_fro_mean"].values[ok], "o-", color=color, ms=4,
+                         label=label)
+        theory_exp = float(summary["theory_exponent"].values[0])
+        for prefix, shift, fmt, text in (("slope_fro", 0.97, "o", "all widths"),
+                                         ("slope_upper_fro", 1.03, "s",
+                                          f"widths >= {int(summary['upper_min_width'].values.min())}")):
+            slope = summary[prefix].values[order]
+            low, high = summary[f"{prefix}_ci_low"].values[order], summary[f"{prefix}_ci_high"].values[order]
+            axes[2].errorbar(b[order] * shift, slope, yerr=np.vstack([slope - low, high - slope]), fmt=fmt, capsize=3,
+                             ms=4, label=f"fitted slope, {text} (95% CI)")
+        axes[2].axhline(theory_exp, color="k", ls="--", lw=1, label=f"Theorem 12: {theory_exp:.2f}")
+    axes[0].set(xscale="log", yscale="log", xlabel="width h", ylabel=r"$\|UV^T - \hat\Theta\|_F$ (mean, 95% CI)")
+    axes[1].set(xscale="log", xlabel="width h", ylabel="mean distance / mean distance at the largest batch")
+    axes[2].set(xscale="log", xlabel="batch size b", ylabel="fitted log-log slope in the width")
+    for ax in axes:
+        ax.legend(fontsize=6)
+    return fig
+
+
+def fig_gd_step(paths, plt, sns):
+    """Gradient descent: final distance and convergence time against the step, one curve per
+    width; steps where runs diverged are marked; vertical lines at 1/lam_1 and 2/lam_1."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.0))
+    for summary in _summaries(paths):
+        steps = _case_values(summary, "step")
+        order = np.argsort(steps)
+        cases, steps = summary["case"].values[order], steps[order]
+        palette = sns.color_palette(n_colors=summary.sizes["width"])
+        converged = summary["status"] == "converged"
+        time_last = summary["time_last"].where(converged).mean("seed").sel(case=cases)
+        iterations = summary["n_evaluations"].where(converged).mean("seed").sel(case=cases)
+        for color, width in zip(palette, summary["width"].values):
+            s = summary.sel(case=cases, width=width)
+            mean = s["distance_fro_mean"].values
+            ok = np.isfinite(mean)
+            err = np.vstack([mean - s["distance_fro_ci_low"].values, s["distance_fro_ci_high"].values - mean])
+            label = f"h = {int(width)}"
+            axes[0].errorbar(steps[ok], mean[ok], yerr=np.nan_to_num(err[:, ok]), fmt="o-", color=color, ms=4,
+                             capsize=2, label=label)
+            axes[1].plot(steps[ok], mean[ok] / mean[ok][0], "o-", color=color, ms=4, label=label)
+            axes[2].plot(steps, time_last.sel(width=width).values, "o-", color=color, ms=4, label=f"{label}: flow time")
+            axes[2].plot(steps, iterations.sel(width=width).values, ":",
+                         color=color, lw=1, label=f"{label}: iterations")
+            bad = s["n_diverged"].values > 0
+            if np.any(bad):
+                axes[1].plot(steps[bad], np.ones(bad.sum()), "X", color=color, mec="crimson", ms=8,
+                             label=f"{label}: runs diverged at steps {', '.join(f'{v:g}' for v in steps[bad])}")
+        lam_1 = float(np.nanmedian(summary["lam_1"].values))
+        for ax in axes:
+            for value, style in ((1 / lam_1, "--"), (2 / lam_1, ":")):
+                ax.axvline(value, color="grey", ls=style, lw=1)
+    axes[0].set(xscale="log", yscale="log", xlabel=r"step $\eta$ (on 1/2 ||.||$^2$)",
+                ylabel=r"$\|UV^T - \hat\Theta\|_F$ (mean, 95% CI)")
+    axes[1].set(xscale="log", xlabel=r"step $\eta$", ylabel="distance / distance at the smallest step")
+    axes[2].set(xscale="log", yscale="log", xlabel=r"step $\eta$",
+                ylabel="at convergence (mean over seeds)")
+    axes[0].set_title("dashed: 1/lam_1 (= 2/lam_0 at G0 = I), dotted: 2/lam_1", fontsize=7)
+    for ax in axes:
+        ax.legend(fontsize=6)
+    return fig
+
+
 _DRAW = {
     "spectrum": fig_spectrum,
     "convergence": fig_convergence,
@@ -485,6 +590,8 @@ _DRAW = {
     "exponents": fig_exponents,
     "tightness": fig_tightness,
     "conditioning": fig_conditioning,
+    "sgd_batch": fig_sgd_batch,
+    "gd_step": fig_gd_step,
 }
 
 

@@ -39,7 +39,7 @@ STATUSES = ("converged", "not_converged", "diverged", "failed")
 
 #: Run-record variables on dimension ``time``: (units, long_name).
 TIME_VARIABLES = {
-    "loss": ("1", "training loss 1/2 ||Y - X U V^T||_F^2"),
+    "loss": ("1", "training loss 1/2 ||Y - X U V^T||_F^2 (full batch, also for SGD)"),
     "excess_loss": ("1", "excess loss 1/2 ||E||_F^2 = L - L*"),
     "inst_rate": ("1/time", "instantaneous rate -(dL~/dt)/L~ (exact, from the state)"),
     "rate_bound": ("1/time", "Proposition 1 lower bound on the instantaneous rate"),
@@ -187,6 +187,9 @@ def run_record(
     if diag.get("step") is not None:  # int32: classic netCDF has no int64 (max_steps < 2^31)
         coords["step"] = xr.Variable(("time",), np.asarray(diag["step"], dtype=np.int32),
                                      attrs={"long_name": "gradient-descent iteration"})
+    if diag.get("epoch") is not None:  # SGD: passes over the data, k b / N
+        coords["epoch"] = xr.Variable(("time",), np.asarray(diag["epoch"], dtype=np.float64),
+                                      attrs={"units": "1", "long_name": "SGD epochs: samples drawn / N = k b / N"})
     ds = xr.Dataset(data_vars, coords=coords)
     params = dict(settings)
     params.update(extra_attrs.get("run_parameters", {}))

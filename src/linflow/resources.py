@@ -18,6 +18,11 @@ from . import parameters as P
 #: xarray, netCDF4): the max RSS of `linflow simulate` on a tiny run was 145 MB; with margin.
 PROCESS_BYTES = 250_000_000
 
+#: SGD's batch indices held at a time: a block of ``linflow.sgd.BLOCK_ROWS`` int64 row indices
+#: (with replacement) or one epoch's permutation of the N rows (without); not imported from
+#: linflow.sgd, which needs NumPy (this module is pure Python).
+SGD_BATCH_BYTES = 8 * (1 << 16)
+
 
 def uses_wishart(sampling: str, width: int, wishart_min_width: int, k: int) -> bool:
     """Whether the initialization is sampled as a Wishart Gram factor (width-independent).
@@ -55,7 +60,8 @@ def run_memory_bytes(params: dict, *, n: int, m: int, rank: int, width: int) -> 
                            params.get("wishart_min_width", P.default("wishart_min_width")), k)
     weights = 0 if wishart else 8 * width * (3 * (n + m) + 3 * k)
     explicit_sgd = 8 * width * 2 * (n + m) if params.get("method") in ("gd_explicit", "sgd_explicit") else 0
-    return snapshots + weights + explicit_sgd
+    batches = SGD_BATCH_BYTES + 8 * rank if params.get("method") in P.SGD_METHODS else 0  # rank <= N
+    return snapshots + weights + explicit_sgd + batches
 
 
 def available_memory_bytes() -> int | None:

@@ -31,6 +31,7 @@ from . import theory
 from .diagnostics import diagnostics
 from .state import CompressedInit, compress
 from .kernels import Trajectory, error, flow, gd, gd_explicit
+from .sgd import BatchStream, sgd, sgd_explicit
 from .theory import ReducedProblem
 
 
@@ -60,7 +61,7 @@ def objective_scale(loss_scale: str, N: int) -> float:
     return 2.0 / N if P.check("loss_scale", loss_scale) == "mean" else 1.0
 
 
-IMPLEMENTED = ("flow", "gd", "gd_explicit")
+IMPLEMENTED = ("flow", "gd", "gd_explicit", "sgd", "sgd_explicit")
 EXPLICIT = ("gd_explicit", "sgd_explicit")
 
 
@@ -87,6 +88,11 @@ def simulate(
     delta: float = 0.1,
     attrs: dict | None = None,
     problem: ReducedProblem | None = None,
+    batch_size: int | None = None,
+    batch_sampling: str = "without_replacement",
+    check_every: int = 1,
+    batch_rng=None,
+    batches=None,
 ) -> xr.Dataset:
     """Simulate training of ``f(x) = output_scale * V U^T x`` from ``(U0, V0)`` or ``init``.
 
@@ -95,8 +101,9 @@ def simulate(
     X, Y : (N, n) and (N, m) arrays, finite.
     U0, V0 : (n, h) and (m, h) explicit initial weights; or ``init``, a
         :class:`~linflow.init.CompressedInit` (e.g. from :func:`linflow.init.wishart`).
-    method : ``"flow"``, ``"gd"`` or ``"gd_explicit"`` (needs explicit weights).
-    step : gradient-descent step on the objective (required for ``gd*``).
+    method : ``"flow"``, ``"gd"``, ``"sgd"`` or the explicit-weights references ``"gd_explicit"``,
+        ``"sgd_explicit"`` (need explicit weights).
+    step : gradient-descent / SGD step on the objective (required for ``gd*`` and ``sgd*``).
     loss_scale : objective ``1/2 ||.||_F^2`` (``"half"``, the paper's theory) or
         ``(1/N) ||.||_F^2`` (``"mean"``, the paper's experiments).
     output_scale : ``gamma`` in ``f(x) = gamma V U^T x``: a positive number, or the config's
@@ -112,6 +119,17 @@ def simulate(
     attrs : extra provenance attributes for the record.
     problem : the reduction ``theory.reduce_problem(output_scale * X, Y)`` if the caller already
         has it (e.g. to build the initialization); computed here otherwise.
+    batch_size, batch_sampling : ``sgd*``: rows per mini-batch ``b`` (1 <= b <= N) and how batches
+        are drawn (``without_replacement``: a fresh permutation every epoch, ``N mod b`` rows
+        skipped per epoch; ``with_replacement``: iid rows), see :mod:`linflow.sgd`. The batch
+        objective is ``1/2 ||Y_B - X_B U V^T||_F^2`` (half) or ``(1/b) ||.||_F^2`` (mean).
+    check_every : ``sgd*``: evaluate the full-batch loss (stopping rule, divergence) every this
+        many steps.
+    batch_rng : ``sgd*``: the batches' random stream (a ``numpy.random.Generator``, a
+        ``SeedSequence`` or an integer seed); required unless ``batches`` is given.
+    batches : ``sgd*``: the batch sequence itself, an integer array ``(steps, b)`` of row
+        indices, to replay another code's run: the run takes exactly these steps (no early stop
+        on the target; ``max_steps`` is ignored), ``b`` is its second dimension.
 
     Returns
     -------
@@ -122,7 +140,11 @@ def simulate(
     clock = _time.perf_counter()
     method = P.check("method", method)
     if method not in IMPLEMENTED:
-        raise ValueError(f"method {method!r} needs the arguments of simulate_sgd")
+        raise ValueError(f"method {method!r} is not implemented; implemented: {', '.join(IMPLEMENTED)}")
+    if method not in P.SGD_METHODS:
+        for name, value in (("batch_size", batch_size), ("batch_rng", batch_rng), ("batches", batches)):
+            if value is not None:
+                raise ValueError(f"{name} is used only by the methods {', '.join(P.SGD_METHODS)}, not {method!r}")
     loss_scale = P.check("loss_scale", loss_scale)
     X = _finite_matrix("X", X)
     Y = _finite_matrix("Y", Y)
@@ -187,6 +209,9 @@ def simulate(
 
     N = X.shape[0]
     scale = objective_scale(loss_scale, N)
+    if method in P.SGD_METHODS:
+        batch_plan = _batch_plan(N, batch_size, batch_sampling, check_every, batch_rng, batches)
+        batch_size, max_steps = batch_plan["batch_size"], batch_plan.get("steps", max_steps)
     with np.errstate(over="ignore", invalid="ignore"):
         excess0 = float(theory.excess_loss(error(problem.s, problem.Yt, compressed.Zc, m)))
     if not np.isfinite(excess0):
@@ -200,6 +225,17 @@ def simulate(
                           "excess loss at the target from the start", 0, True)
     elif method == "flow":
         traj = flow(problem, compressed, target, max_time, rtol, atol, points_per_decade)
+    elif method in P.SGD_METHODS:
+        # batch objective as a multiple of 1/2 ||Y_B - X_B U V^T||^2: 1 (half) or 2/b (mean); in
+        # expectation a step moves the full-batch 1/2 ||.||^2 flow by eta * b / N
+        eta = step * (2.0 / batch_size if loss_scale == "mean" else 1.0)
+        time_per_step = eta * batch_size / N
+        arguments = (eta, batch_plan["stream"], target, max_steps, points_per_decade, divergence_factor,
+                     batch_plan["check_every"], time_per_step, batch_plan["stop_at_target"])
+        if method == "sgd":
+            traj = sgd(problem, Y, compressed, *arguments)
+        else:
+            traj = sgd_explicit(problem, X_eff, Y, U0, V0, *arguments)
     else:
         eta = step * scale
         if method == "gd":
@@ -231,6 +267,17 @@ def simulate(
         alpha=alpha,
         delta=delta,
     )
+    extra = dict(attrs or {})
+    if method in P.STEPPED_METHODS:
+        per_step = time_per_step if method in P.SGD_METHODS else step * scale
+        extra.update(time_per_step=per_step, time_mapping=f"step k sits at gradient-flow time t = k * {per_step:.17g}"
+                     + (" (in expectation over the batches: eta b / N per step)" if method in P.SGD_METHODS else ""))
+    if method in P.SGD_METHODS:
+        settings.update(batch_size=int(batch_size), batch_sampling=batch_plan["sampling"],
+                        check_every=batch_plan["check_every"], batches_given=batch_plan["given"])
+        extra.update(batch_size=int(batch_size), batch_sampling=batch_plan["sampling"],
+                     batches=batch_plan["description"])
+        diag["epoch"] = traj.step * (batch_size / N)
     return record.run_record(
         diag,
         status=traj.status,
@@ -240,6 +287,44 @@ def simulate(
         dims=dict(m=m, r=r, n=n),
         objective_scale=scale,
         settings=settings,
-        extra_attrs=attrs or {},
+        extra_attrs=extra,
         wall_time=_time.perf_counter() - clock,
     )
+
+
+def _batch_plan(N: int, batch_size, batch_sampling, check_every, batch_rng, batches) -> dict:
+    """Validated SGD batch options: the batch stream (generated or given) and its size.
+
+    ``batches``: an integer array ``(steps, b)`` of row indices in ``[0, N)``; otherwise
+    ``batch_size`` and ``batch_rng`` define a :class:`~linflow.sgd.BatchStream`.
+    """
+    check_every = P.check("check_every", check_every)
+    sampling = P.check("batch_sampling", batch_sampling)
+    if batches is not None:
+        if batch_rng is not None:
+            raise ValueError("pass batch_rng (batches drawn from it) or batches (the sequence itself), not both")
+        array = np.asarray(batches)
+        if array.ndim != 2 or array.shape[0] < 1 or array.shape[1] < 1 or array.shape[1] > N:
+            raise ValueError(f"batches must be an integer array of shape (steps >= 1, b) with 1 <= b <= N = {N}, "
+                             f"got shape {array.shape}")
+        if array.dtype.kind not in "iu":
+            raise ValueError(f"batches must hold integer row indices, got dtype {array.dtype}")
+        if array.min() < 0 or array.max() >= N:
+            raise ValueError(f"batches: row indices must be in [0, N - 1 = {N - 1}], got values in "
+                             f"[{array.min()}, {array.max()}]")
+        if batch_size is not None and P.check("batch_size", batch_size) != array.shape[1]:
+            raise ValueError(f"batch_size {batch_size} does not match batches of shape {array.shape}")
+        return dict(stream=iter(array.astype(np.int64)), batch_size=int(array.shape[1]), steps=int(array.shape[0]),
+                    check_every=check_every, sampling=sampling, stop_at_target=False, given=True,
+                    description=f"given by the caller: {array.shape[0]} steps of {array.shape[1]} rows")
+    if batch_size is None:
+        raise ValueError(f"batch_size is required for SGD; expected an integer in [1, N = {N}]")
+    batch_size = P.check("batch_size", batch_size)  # b <= N: checked by BatchStream
+    if batch_rng is None:
+        raise ValueError("SGD needs batch_rng (a numpy Generator, SeedSequence or integer seed) or batches")
+    if not isinstance(batch_rng, (np.random.Generator, np.random.SeedSequence, int, np.integer)) or isinstance(
+            batch_rng, bool):
+        raise ValueError(f"batch_rng must be a numpy Generator, SeedSequence or integer seed, got {batch_rng!r}")
+    stream = BatchStream(np.random.default_rng(batch_rng), N, batch_size, sampling)
+    return dict(stream=stream, batch_size=batch_size, check_every=check_every, sampling=sampling,
+                stop_at_target=True, given=False, description=f"drawn {sampling.replace('_', ' ')} from batch_rng")
