@@ -110,7 +110,8 @@ class Plan:
         rank = min(data.get("N", n), n)
         runs = chunk.runs
         estimate = resources.chunk_resources([experiment.cases[c] for c, _, _ in runs], n=n, m=m, rank=rank,
-                                             widths=[w for _, w, _ in runs])
+                                             widths=[w for _, w, _ in runs],
+                                             condition_number=data.get("condition_number", 1.0))
         estimate.update(experiment.resources)
         return estimate
 

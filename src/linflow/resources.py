@@ -97,10 +97,11 @@ def check_fits(needed: int, what: str, available: int | None = None) -> None:
         raise ValueError(f"{what} needs about {needed:.3g} bytes, more than the {available:.3g} bytes available")
 
 
-def run_seconds(params: dict, *, n: int, m: int, rank: int, width: int) -> float:
+def run_seconds(params: dict, *, n: int, m: int, rank: int, width: int, condition_number: float = 1.0) -> float:
     """Generous wall-time estimate of one run (for Slurm's time limit), in seconds.
 
-    Flow: a few seconds (ill-conditioned data take longer), plus the compression of explicit
+    Flow: 2 s (a run of the Fig. 7 setting takes ~0.15 s) plus 0.1 s per unit of the data's
+    condition number (stiffness: kappa = 100 took ~8 s), plus the compression of explicit
     weights; gradient descent and SGD: ``max_steps`` steps at ~30 us per step per 100 state rows.
     """
     k = m + rank
@@ -109,16 +110,18 @@ def run_seconds(params: dict, *, n: int, m: int, rank: int, width: int) -> float
     explicit = 0.0 if wishart else 2e-9 * width * (n + m) * k
     method = params["method"]
     if method in P.FLOW_METHODS:
-        return 10.0 + explicit
+        return 2.0 + 0.1 * condition_number + explicit
     per_step = 3e-5 * max(1.0, k / 100.0)
     if method.endswith("_explicit"):
         per_step += 4e-9 * width * (n + m)
     return 1.0 + explicit + params.get("max_steps", P.default("max_steps")) * per_step
 
 
-def chunk_resources(run_params: list[dict], *, n: int, m: int, rank: int, widths: list[int]) -> dict:
+def chunk_resources(run_params: list[dict], *, n: int, m: int, rank: int, widths: list[int],
+                    condition_number: float = 1.0) -> dict:
     """``mem_mb`` and ``runtime`` (minutes) of a chunk whose runs go one after another."""
     memory = max(run_memory_bytes(p, n=n, m=m, rank=rank, width=w) for p, w in zip(run_params, widths))
-    seconds = sum(run_seconds(p, n=n, m=m, rank=rank, width=w) for p, w in zip(run_params, widths))
+    seconds = sum(run_seconds(p, n=n, m=m, rank=rank, width=w, condition_number=condition_number)
+                  for p, w in zip(run_params, widths))
     return {"mem_mb": int(math.ceil((PROCESS_BYTES + memory) / 1e6)), "runtime": int(math.ceil(5 + seconds / 60))}
 
