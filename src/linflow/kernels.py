@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.integrate import solve_ivp
+from scipy.linalg.blas import dgemm as _dgemm
 
 from . import theory
 from .state import CompressedInit, compress
@@ -107,30 +108,58 @@ def _diverged(excess, excess0, divergence_factor) -> bool:
 
 
 def gd(problem, init, eta, target, max_steps, per_decade, divergence_factor) -> Trajectory:
-    """Gradient descent ``Zc <- (I + eta A(E)) Zc`` (exact in the width-independent variables)."""
-    s, Yt, m = problem.s, problem.Yt, problem.m
-    record = set(_record_steps(max_steps, per_decade).tolist())
-    Z = init.Zc.copy()
+    """Gradient descent ``Zc <- (I + eta A(E)) Zc`` (THEORY.md: ``Z_{k+1} = (I + eta A(E_k)) Z_k``).
+
+    ``V <- V + eta E^T S U1``, ``U1 <- U1 + eta S E V``, written with ``F = S^{-1} W^T Y - U1 V^T``
+    (``E = S F``): ``eta S E = eta S^2 F`` and ``1/2 ||E||^2 = 1/2 <F, S^2 F>``. A step is two
+    thin products with the factor and one in-place rank-``m`` BLAS update of ``U1`` (``A(E)``
+    has rank ``2m``), into preallocated buffers; the excess loss of iterate k, which forms
+    step k anyway, is its stopping and divergence check.
+    """
+    m = problem.m
+    record = _record_steps(max_steps, per_decade)  # ascending, last entry max_steps
+    V = np.array(init.Zc[:m], dtype=np.float64, order="C")
+    U1 = np.array(init.Zc[m:], dtype=np.float64, order="F")  # Fortran order: dgemm updates it in place
+    Vt = V.T
+    theta = problem.theta_hat_reduced  # S^-1 W^T Y
+    eta_s2 = (eta * problem.s**2)[:, None]
+    half_over_eta = 0.5 / eta
+    P = np.empty((U1.shape[0], m))  # U1 V^T, then F
+    SE = np.empty_like(P)  # eta S E = eta S^2 F
+    SEt = SE.T
+    dV = np.empty_like(V)
+
+    def excess_of(U1):  # F = theta - U1 V^T into P and eta S E into SE; returns 1/2 ||S F||^2
+        np.matmul(U1, Vt, out=P)
+        np.subtract(theta, P, out=P)
+        np.multiply(eta_s2, P, out=SE)
+        return half_over_eta * float(np.vdot(P, SE))
+
+    excess0 = excess = excess_of(U1)
+    # the cap makes an infinite excess diverge; "not excess <= limit" also catches NaN
+    limit = min(divergence_factor * max(excess0, np.finfo(float).tiny), np.finfo(float).max)
     snapshots, steps = [], []
-    excess0 = theory.excess_loss(error(s, Yt, Z, m))
     status, message = "not_converged", f"step limit {max_steps} reached before the target"
-    for k in range(max_steps + 1):
-        E = error(s, Yt, Z, m)
-        excess = theory.excess_loss(E)
-        if _diverged(excess, excess0, divergence_factor):
+    next_record, i_record, k = 0, 0, 0
+    while True:
+        if not excess <= limit:
             status, message = "diverged", f"excess loss {excess:.3e} at step {k} (initial {excess0:.3e})"
             break
-        done = excess <= target
-        if k in record or done or k == max_steps:
-            snapshots.append(Z.copy())
+        if excess <= target or k == next_record:
+            snapshots.append(np.vstack([V, U1]))
             steps.append(k)
-        if done:
-            status, message = "converged", "excess loss reached the target"
-            break
-        if k == max_steps:
-            break
-        SE = s[:, None] * E
-        Z = np.vstack([Z[:m] + eta * (SE.T @ Z[m:]), Z[m:] + eta * (SE @ Z[:m])])
+            if excess <= target:
+                status, message = "converged", "excess loss reached the target"
+                break
+            if k == max_steps:
+                break
+            i_record += 1
+            next_record = int(record[i_record])
+        np.matmul(SEt, U1, out=dV)  # eta E^T S U1, from the old U1
+        U1 = _dgemm(1.0, SE, V, 1.0, U1, overwrite_c=1)  # U1 += eta S E V, from the old V
+        np.add(V, dV, out=V)
+        k += 1
+        excess = excess_of(U1)
     steps = np.asarray(steps)
     return Trajectory(eta * steps, steps, np.asarray(snapshots), init.U2c, status, message, int(k + 1), True)
 
