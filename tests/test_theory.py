@@ -116,7 +116,7 @@ def test_imbalance_deltas_on_a_known_spectrum():
 
 
 def test_small_gram_forms_match_the_direct_formulas():
-    """kth_singular_value (Gram eigenvalues, norm for one column) and loss_decrease_rate (m x m
+    """kth_singular_value (a norm for one row or column) and loss_decrease_rate (m x m
     Gram form of ||S E V||^2) against the SVD and the matrix products they replace."""
     rng = np.random.default_rng(3)
     for shape in [(7, 3), (3, 7), (7, 1), (1, 5), (4, 4)]:

@@ -161,18 +161,18 @@ def loss_decrease_rate(s: np.ndarray, E: np.ndarray, Vc: np.ndarray, U1c: np.nda
 def kth_singular_value(M: np.ndarray, k: int) -> np.ndarray:
     """``s_k(M)`` along the last two axes, 1-based, 0 beyond the matrix size.
 
-    From the eigenvalues of the Gram matrix of the short side (m x m for an r x m product):
-    no SVD of the tall matrix, and a norm when that side has size 1.
+    A matrix with one row or column (the ``r x 1`` product for m = 1) needs no SVD: its only
+    singular value is its norm. (Gram eigenvalues would square the condition number, and
+    Prop. 1 is attained at rank-deficient states, so the SVD stays for the rest.)
     """
     a, b = M.shape[-2:]
     if k > min(a, b):
         return np.zeros(M.shape[:-2])
     if min(a, b) == 1:
         return np.sqrt(np.sum(M * M, axis=(-2, -1)))
-    Mt = np.swapaxes(M, -1, -2)
-    gram = Mt @ M if a >= b else M @ Mt
-    eig = np.linalg.eigvalsh(gram)[..., ::-1]
-    return np.sqrt(np.maximum(eig[..., k - 1], 0.0))
+    return np.linalg.svd(M, compute_uv=False)[..., k - 1]
+
+
 def _two_sided_rate(delta_plus, delta_minus, delta_under, a_m, a_r):
     """``-D+ + sqrt((D+ + D)^2 + 4 a_m^2) - D- + sqrt((D- + D)^2 + 4 a_r^2)`` (Prop. 1, Thm. 3)."""
     return (
