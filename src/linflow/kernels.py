@@ -55,14 +55,12 @@ def error(s, Yt, Zc, m):
 # DOP853 (Dormand-Prince 8(5,3), Hairer, Norsett & Wanner, Solving ODEs I, II.5), driven as
 # SciPy's DOP853 + solve_ivp(t_eval, events) drive it: same tableau, step control, initial step,
 # dense output and event root finding, so the trajectory agrees with solve_ivp to round-off.
-# Written out because SciPy's generic driver (per-stage temporaries, dense-output objects and a
-# Python event wrapper) cost more than the ~10^4-number state's arithmetic itself.
+# Written out so the stages can stay factored (class _Stages): SciPy's driver combines full
+# (m + r) x k stage vectors, 16 of them, which no longer fit in cache.
 _N_STAGES = 12
 _A = _dop.A[:_N_STAGES, :_N_STAGES]
 _B = _dop.B
-_C = _dop.C[:_N_STAGES]
-_E35 = np.vstack([_dop.E5, _dop.E3])
-_A_EXTRA, _C_EXTRA = _dop.A[_N_STAGES + 1:], _dop.C[_N_STAGES + 1:]
+_A_EXTRA = _dop.A[_N_STAGES + 1:]  # the three extra stages of the dense output
 _D = _dop.D
 _SAFETY, _MIN_FACTOR, _MAX_FACTOR = 0.9, 0.2, 10.0
 _ERROR_EXPONENT = -1.0 / 8.0  # error estimator of order 7
