@@ -165,7 +165,8 @@ def flow(problem: ReducedProblem, init: CompressedInit, target, max_time, rtol, 
     st = _Stages(problem, shape[1])
 
     # The fastest time scale is about lam_1 ||G0||; record from well below it, log-spaced.
-    speed = problem.lam_1 * max(np.linalg.norm(Z0, 2) ** 2, 1e-300) + np.linalg.norm(problem.Yt) * problem.s[0]
+    gram0 = Z0 @ Z0.T if Z0.shape[0] <= Z0.shape[1] else Z0.T @ Z0  # ||Z0||_2^2 = l_1(gram0), no SVD
+    speed = problem.lam_1 * max(np.linalg.eigvalsh(gram0)[-1], 1e-300) + np.linalg.norm(problem.Yt) * problem.s[0]
     first = min(1e-3 / speed, max_time * 1e-9)
     t_eval = np.concatenate([[0.0], _log_grid(first, max_time, per_decade)])
 
