@@ -21,6 +21,11 @@ Gaussian init with ``alpha = 1/2`` (entries ``N(0, 1/h)``), gradient descent wit
 3. Speedup ``gd_explicit / flow`` at the largest explicit width, and a cProfile breakdown of
    ``flow`` whenever a run there takes more than 0.1 s.
 
+The before/after comparison of the simulator kernels (flow per width, GD microseconds per
+step at m + r = 11, 101, 501, the balanced Fig. 6 run, flow against a plain explicit GD loop)
+is ``benchmarks/bench_kernels.py``; it writes its own section of ``results.md``, and
+``--before PATH`` here runs it after this script's rows.
+
 Flow and ``gd`` timings are the median over repeats after one untimed warm-up call; peak
 memory is the ``tracemalloc`` peak of one extra, untimed call (allocations made during the
 call: numpy arrays are traced, the inputs and OpenBLAS's internal buffers are not). Flow
@@ -277,13 +282,10 @@ def bench_wishart(X, Y, widths, repeats, default_threads) -> list[Row]:
 PROFILE_PARTS = {  # (file fragment, function name) -> label
     ("linflow/theory.py", "reduce_problem"): "reduce_problem (full SVD of X, every call)",
     ("linflow/state.py", "compress"): "compress (factor of the h x (m+r) weights)",
-    ("linflow/simulate.py", "_flow"): "_flow (DOP853 integration)",
-    ("linflow/simulate.py", "rhs"): "  of which: rhs evaluations",
-    ("scipy/integrate/_ivp/rk.py", "rk_step"): "  of which: DOP853 stage arithmetic (rk_step)",
-    ("scipy/integrate/_ivp/rk.py", "_estimate_error_norm"): "  of which: DOP853 error norm",
-    ("scipy/integrate/_ivp/rk.py", "_dense_output_impl"): "  of which: dense-output setup (for t_eval)",
-    ("scipy/integrate/_ivp/rk.py", "_call_impl"): "  of which: dense-output evaluation at t_eval",
-    ("linflow/simulate.py", "diagnostics"): "diagnostics (per-record-point quantities)",
+    ("linflow/kernels.py", "flow"): "flow (DOP853 integration)",
+    ("linflow/kernels.py", "evaluate"): "  of which: stage evaluations (factored form)",
+    ("scipy/optimize/_zeros_py.py", "brentq"): "  of which: event root finding",
+    ("linflow/diagnostics.py", "diagnostics"): "diagnostics (per-record-point quantities)",
     ("linflow/record.py", "run_record"): "run_record (xarray Dataset, provenance)",
 }
 
@@ -423,6 +425,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small widths, few repeats; writes results-quick.md")
     p.add_argument("--out", type=Path, help="output markdown file (default: benchmarks/results[-quick].md)")
+    p.add_argument("--before", type=Path, help="also run bench_kernels.py against this checkout (before/after rows)")
     p.add_argument("--full-budget", type=float, help="run gd_explicit to convergence when its estimated time "
                    "is below this many seconds (default 600, quick 20)")
     args = p.parse_args(argv)
@@ -477,6 +480,11 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - clock
     write_report(args.out, args, rows, profiles, default_threads, started, elapsed, (load0, os.getloadavg()[0]))
     print(f"total {elapsed:.0f} s; wrote {args.out}")
+    if args.before is not None:
+        sys.path.insert(0, str(HERE))
+        import bench_kernels
+
+        return bench_kernels.main(["--before", str(args.before), "--out", str(args.out)] + (["--quick"] if args.quick else []))
     return 0
 
 

@@ -304,3 +304,23 @@ def test_explicit_balanced_init_has_zero_imbalance_and_the_scaled_product(rng):
     np.testing.assert_allclose(p.Phi1.T @ U @ V.T, p.Phi1.T @ U0 @ V0.T, rtol=1e-12, atol=1e-15)
     D = (p.Phi1.T @ U).T @ (p.Phi1.T @ U) - V.T @ V
     assert np.abs(D).max() < 1e-13 and np.abs(p.Phi2.T @ U).max() < 1e-13
+
+
+@pytest.mark.parametrize("h", [30, 4])  # h > m + r and h < m + r
+def test_rank_deficient_weights_are_carried_by_a_factor_as_wide_as_their_rank(rng, h):
+    """Balanced init: Z = [V; U1] has rank min(m, r), and so must the factor; G and K exact."""
+    N, n, m = 5, 12, 2
+    X, Y = random_problem(rng, N, n, m)
+    p = theory.reduce_problem(X, Y)
+    U, V = init.balanced(p, *init.scaled(n, m, h, 0.3, 0.2, np.random.default_rng(1)), np.random.default_rng(2))
+    c = state.compress(p, U, V)
+    assert c.Zc.shape == (m + p.r, m)
+    Z = np.vstack([V, p.Phi1.T @ U])
+    np.testing.assert_allclose(c.Zc @ c.Zc.T, Z @ Z.T, rtol=0, atol=1e-14 * np.abs(Z @ Z.T).max())
+    np.testing.assert_allclose(c.Zc @ c.U2c.T, Z @ (p.Phi2.T @ U).T, rtol=0, atol=1e-14 * np.abs(Z @ Z.T).max())
+    kwargs = dict(step=0.01, max_steps=300, stop_factor=1e-30)  # the loss stays far above round-off
+    a = linflow.simulate(X, Y, U, V, method="gd", **kwargs)
+    b = linflow.simulate(X, Y, U, V, method="gd_explicit", **kwargs)
+    np.testing.assert_array_equal(a.step, b.step)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-10)
+    np.testing.assert_allclose(a.end_to_end, b.end_to_end, rtol=1e-10, atol=1e-10 * np.abs(b.end_to_end).max())

@@ -113,3 +113,21 @@ def test_imbalance_deltas_on_a_known_spectrum():
     assert (float(dp), float(dm), float(du)) == (3.0, 2.0, 3.0)
     dp, dm, du = theory.imbalance_deltas(np.array([4.0, -1.0]), 1, 3)  # r = 3 > positive count: l_r = 0
     assert (float(dp), float(dm), float(du)) == (4.0, 0.0, 1.0)
+
+
+def test_small_gram_forms_match_the_direct_formulas():
+    """kth_singular_value (a norm for one row or column) and loss_decrease_rate (m x m
+    Gram form of ||S E V||^2) against the SVD and the matrix products they replace."""
+    rng = np.random.default_rng(3)
+    for shape in [(7, 3), (3, 7), (7, 1), (1, 5), (4, 4)]:
+        M = rng.standard_normal((6,) + shape)
+        sv = np.linalg.svd(M, compute_uv=False)
+        for k in range(1, max(shape) + 2):
+            expected = sv[:, k - 1] if k <= min(shape) else np.zeros(6)
+            np.testing.assert_allclose(theory.kth_singular_value(M, k), expected, rtol=1e-10, atol=1e-12)
+    r, m, k = 5, 3, 8
+    s = rng.uniform(0.5, 2.0, r)
+    E, Vc, U1c = rng.standard_normal((4, r, m)), rng.standard_normal((4, m, k)), rng.standard_normal((4, r, k))
+    SE = s[:, None] * E
+    direct = np.sum((SE @ Vc) ** 2, axis=(1, 2)) + np.sum((np.swapaxes(U1c, 1, 2) @ SE) ** 2, axis=(1, 2))
+    np.testing.assert_allclose(theory.loss_decrease_rate(s, E, Vc, U1c), direct, rtol=1e-12)

@@ -36,8 +36,8 @@ def _imbalance_drift(Zc: np.ndarray, m: int, max_points: int = 33) -> float:
     """
     J = theory.imbalance_signature(m, Zc.shape[1] - m)
     idx = np.unique(np.linspace(0, Zc.shape[0] - 1, min(max_points, Zc.shape[0])).astype(int))
-    sub = Zc[idx]
-    Dc = np.swapaxes(sub, 1, 2) @ (J[:, None] * sub)
+    # one 2-D product per sampled point: NumPy's stacked matmul of transposed views is slower
+    Dc = np.stack([Zc[i].T @ (J[:, None] * Zc[i]) for i in idx])
     scale = np.linalg.norm(Dc[0])
     if scale == 0:
         scale = max(np.linalg.norm(Zc[0]) ** 2, np.finfo(float).tiny)
@@ -75,7 +75,11 @@ def diagnostics(problem: ReducedProblem, traj: Trajectory, deltas_along: bool) -
     K_V = Vc @ U2c_t  # m x (n - r)
     # ||K||_F^2 = tr(Zc (U2c^T U2c) Zc^T): cheaper than forming K when n - r > k.
     gram_U2 = U2c_t @ U2c
-    orthogonality = np.sqrt(np.maximum(np.sum((Zc @ gram_U2) * Zc, axis=(1, 2)), 0.0))
+    if U2c.ndim == 2:  # one basis for every point: a single GEMM over the stacked snapshots
+        ZM = (Zc.reshape(-1, Zc.shape[-1]) @ gram_U2).reshape(Zc.shape)
+    else:
+        ZM = Zc @ gram_U2
+    orthogonality = np.sqrt(np.maximum(np.einsum("tij,tij->t", ZM, Zc), 0.0))
     dist_fro, dist_op = theory.distance_to_min_norm(product, K_V, problem.theta_hat_reduced)
     end_to_end = problem.Phi1 @ product[-1] + problem.Phi2 @ K_V[-1].T
     return dict(

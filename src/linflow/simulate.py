@@ -35,13 +35,13 @@ from .sgd import BatchStream, sgd, sgd_explicit
 from .theory import ReducedProblem
 
 
-def _finite_matrix(name: str, value, ndim: int = 2) -> np.ndarray:
+def _finite_matrix(name: str, value, ndim: int = 2, check_finite: bool = True) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float64)
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
+    if check_finite and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite entries")
     return arr
 
@@ -194,7 +194,10 @@ def simulate(
     else:
         if U0 is None or V0 is None:
             raise ValueError("pass explicit weights U0 (n x h) and V0 (m x h), or init")
-        U0, V0 = _finite_matrix("U0", U0), _finite_matrix("V0", V0)
+        # A non-finite entry makes the compressed state non-finite; the full pass over the n x h
+        # weights is only needed then (for its message) or when the method uses the weights.
+        check = method in EXPLICIT
+        U0, V0 = _finite_matrix("U0", U0, check_finite=check), _finite_matrix("V0", V0, check_finite=check)
         if U0.shape[0] != n:
             raise ValueError(f"U0 must have n = {n} rows (the input dimension of X), got shape {U0.shape}")
         if V0.shape[0] != m:
@@ -202,9 +205,14 @@ def simulate(
         if U0.shape[1] != V0.shape[1]:
             raise ValueError(f"U0 and V0 must have the same width (columns), got {U0.shape[1]} and {V0.shape[1]}")
         h = U0.shape[1]
-        with np.errstate(over="ignore", invalid="ignore"):
-            compressed = compress(problem, U0, V0)
-        if not (np.all(np.isfinite(compressed.Zc)) and np.all(np.isfinite(compressed.U2c))):
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                compressed = compress(problem, U0, V0)
+            finite = bool(np.all(np.isfinite(compressed.Zc)) and np.all(np.isfinite(compressed.U2c)))
+        except (ValueError, np.linalg.LinAlgError):  # SciPy refuses non-finite input
+            finite = False
+        if not finite:
+            _finite_matrix("U0", U0), _finite_matrix("V0", V0)
             raise ValueError("the initial weights overflow: their Gram matrix is not finite; scale them down")
 
     N = X.shape[0]

@@ -150,18 +150,27 @@ def loss_decrease_rate(s: np.ndarray, E: np.ndarray, Vc: np.ndarray, U1c: np.nda
     """``-dL~/dt = ||S E V||_F^2 + ||U1^T S E||_F^2`` along gradient flow (proof of Prop. 1).
 
     ``Vc`` (m x k) and ``U1c`` (r x k) may be any factor of the state with the same Gram
-    matrix; both norms only depend on ``G``.
+    matrix; both norms only depend on ``G``: ``||S E V||^2 = <(S E)^T S E, V V^T>`` (m x m).
     """
     SE = s[:, None] * E
-    return np.sum((SE @ Vc) ** 2, axis=(-2, -1)) + np.sum((np.swapaxes(U1c, -1, -2) @ SE) ** 2, axis=(-2, -1))
+    SEt = np.swapaxes(SE, -1, -2)
+    first = np.sum((SEt @ SE) * (Vc @ np.swapaxes(Vc, -1, -2)), axis=(-2, -1))
+    return first + np.sum((np.swapaxes(U1c, -1, -2) @ SE) ** 2, axis=(-2, -1))
 
 
 def kth_singular_value(M: np.ndarray, k: int) -> np.ndarray:
-    """``s_k(M)`` along the last two axes, 1-based, 0 beyond the matrix size."""
-    sv = np.linalg.svd(M, compute_uv=False)
-    if k > sv.shape[-1]:
-        return np.zeros(sv.shape[:-1])
-    return sv[..., k - 1]
+    """``s_k(M)`` along the last two axes, 1-based, 0 beyond the matrix size.
+
+    A matrix with one row or column (the ``r x 1`` product for m = 1) needs no SVD: its only
+    singular value is its norm. (Gram eigenvalues would square the condition number, and
+    Prop. 1 is attained at rank-deficient states, so the SVD stays for the rest.)
+    """
+    a, b = M.shape[-2:]
+    if k > min(a, b):
+        return np.zeros(M.shape[:-2])
+    if min(a, b) == 1:
+        return np.sqrt(np.sum(M * M, axis=(-2, -1)))
+    return np.linalg.svd(M, compute_uv=False)[..., k - 1]
 
 
 def _two_sided_rate(delta_plus, delta_minus, delta_under, a_m, a_r):
