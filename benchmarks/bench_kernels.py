@@ -46,7 +46,8 @@ import linflow  # noqa: E402
 from linflow import data, init, theory  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-START, END = "<!-- kernels: begin -->", "<!-- kernels: end -->"
+sys.path.insert(0, str(HERE))
+from sections import write_section  # noqa: E402
 
 
 def import_before(tree: Path):
@@ -225,7 +226,6 @@ def main(argv=None) -> int:
     if not args.quick:
         rows += bench_fig6(before, args.full_before)
     section = [
-        START,
         f"## Simulator kernels: before ({args.label}) and after",
         "",
         f"Date {started:%Y-%m-%d %H:%M} UTC, {time.perf_counter() - clock:.0f} s; load average (1 min) "
@@ -241,14 +241,8 @@ def main(argv=None) -> int:
         "`rel diff`: largest relative difference (max-norm over the variable, relative to its largest entry) "
         "between before and after over the recorded data variables. Flow rows: one `linflow.simulate` call "
         "with `problem=` given (explicit rows include `compress`, two `(m + r) x n x h` GEMMs).",
-        END,
     ]
-    text = args.out.read_text() if args.out.exists() else ""
-    if START in text and END in text:
-        text = text[: text.index(START)] + "\n".join(section) + text[text.index(END) + len(END):]
-    else:
-        text = "\n".join(section) + "\n\n" + text
-    args.out.write_text(text)
+    write_section("kernels", "\n".join(section), args.out)
     print(f"wrote {args.out}")
     return 0
 

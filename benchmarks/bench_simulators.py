@@ -58,6 +58,8 @@ import linflow
 from linflow import data, init, theory
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from sections import write_section  # noqa: E402
 DATA_SEED = 20240601
 INIT_SEED = 7
 STEP = 5e-3
@@ -415,7 +417,7 @@ def write_report(path: Path, args, rows, profiles, default_threads, started, ela
         lines += ["## Where flow's time goes (cProfile)", ""]
         for text in profiles:
             lines += [text, ""]
-    path.write_text("\n".join(lines))
+    write_section("simulators", "\n".join(lines), path)
 
 
 # ---------------------------------------------------------------------------
