@@ -62,7 +62,9 @@ def all_summaries():
 def all_tables():
     """The HTML pages of the fits and summary tables (the report's tables)."""
     return [
-        f"results/{e}/{table}.html" for e in PLAN.experiments for table in ("fits", "summary")
+        f"results/{e}/{table}.html"
+        for e in PLAN.experiments
+        for table in ("fits", "summary")
     ]
 
 
