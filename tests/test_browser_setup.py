@@ -14,14 +14,14 @@ def no_chromium_no_root(monkeypatch):
 
 
 def test_without_chromium_and_root_the_report_test_is_skipped(no_chromium_no_root, monkeypatch):
-    monkeypatch.setattr(browser, "CI", False)
+    monkeypatch.delenv("CI", raising=False)
     with pytest.raises(BaseException) as caught:  # skip and fail are BaseExceptions
         browser.chromium()
     assert caught.type is pytest.skip.Exception and "needs root and apt-get" in str(caught.value)
 
 
 def test_under_ci_that_skip_is_a_failure(no_chromium_no_root, monkeypatch):
-    monkeypatch.setattr(browser, "CI", True)
+    monkeypatch.setenv("CI", "true")
     with pytest.raises(BaseException) as caught:
         browser.chromium()
     assert caught.type is pytest.fail.Exception and "CI=true" in str(caught.value)
