@@ -3,7 +3,8 @@
 A simulator advances a factor ``Zc`` of the Gram matrix ``G = Z Z^T`` of ``Z = [V; U1]``
 (THEORY.md, "A width-independent exact formulation") and returns a :class:`Trajectory` of
 snapshots at the recorded points; :mod:`linflow.diagnostics` turns it into the paper's
-quantities. ``gd_explicit`` is the naive reference on the full ``n x h`` weights.
+quantities. The explicit-weights references (``gd_explicit``, ``sgd_explicit``) are in
+:mod:`linflow.sgd`: gradient descent is SGD with the full batch.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from scipy.integrate import solve_ivp
 from scipy.linalg.blas import dgemm as _dgemm
 
 from . import theory
-from .state import CompressedInit, compress
+from .state import CompressedInit
 from .theory import ReducedProblem
 
 @dataclass
@@ -162,39 +163,3 @@ def gd(problem, init, eta, target, max_steps, per_decade, divergence_factor) -> 
         excess = excess_of(U1)
     steps = np.asarray(steps)
     return Trajectory(eta * steps, steps, np.asarray(snapshots), init.U2c, status, message, int(k + 1), True)
-
-
-def gd_explicit(problem, X, Y, U, V, eta, target, max_steps, per_decade, divergence_factor) -> Trajectory:
-    """Naive gradient descent on the full weights: ``V += eta R^T X U``, ``U += eta X^T R V``."""
-    record = set(_record_steps(max_steps, per_decade).tolist())
-    U, V = U.copy(), V.copy()
-    snapshots, steps = [], []
-    excess0 = None
-    status, message = "not_converged", f"step limit {max_steps} reached before the target"
-    for k in range(max_steps + 1):
-        XU = X @ U
-        R = Y - XU @ V.T
-        # Excess loss from the reduced error, as for the other methods (no L - L* cancellation).
-        excess = theory.excess_loss(problem.W.T @ R)
-        excess0 = excess if excess0 is None else excess0
-        if _diverged(excess, excess0, divergence_factor):
-            status, message = "diverged", f"excess loss {excess:.3e} at step {k} (initial {excess0:.3e})"
-            break
-        done = excess <= target
-        if k in record or done or k == max_steps:
-            c = compress(problem, U, V)
-            snapshots.append((c.Zc, c.U2c))
-            steps.append(k)
-        if done:
-            status, message = "converged", "excess loss reached the target"
-            break
-        if k == max_steps:
-            break
-        V, U = V + eta * (R.T @ XU), U + eta * (X.T @ (R @ V))
-    steps = np.asarray(steps)
-    Zc = np.asarray([z for z, _ in snapshots])
-    U2c = np.asarray([u for _, u in snapshots])
-    return Trajectory(eta * steps, steps, Zc, U2c, status, message, int(k + 1), False)
-
-
-# ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Mini-batch SGD on the width-independent state, its explicit-weights reference, and batches.
+"""Mini-batch SGD on the width-independent state, the explicit-weights references (SGD, and
+gradient descent as SGD with the full batch), and batches.
 
 THEORY.md, "Mini-batch SGD is width-independent too": for a batch ``B`` of rows,
 ``L_B = 1/2 ||Y_B - X_B U V^T||_F^2`` with ``X_B = W_B S Phi1^T``. The gradient in ``U`` lies in

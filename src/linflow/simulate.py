@@ -21,6 +21,7 @@ sits at time ``2 eta k / N``.
 
 from __future__ import annotations
 
+import itertools
 import time as _time
 
 import numpy as np
@@ -30,7 +31,7 @@ from . import parameters as P
 from . import theory
 from .diagnostics import diagnostics
 from .state import CompressedInit, compress
-from .kernels import Trajectory, error, flow, gd, gd_explicit
+from .kernels import Trajectory, error, flow, gd
 from .sgd import BatchStream, sgd, sgd_explicit
 from .theory import ReducedProblem
 
@@ -248,9 +249,10 @@ def simulate(
         eta = step * scale
         if method == "gd":
             traj = gd(problem, compressed, eta, target, max_steps, points_per_decade, divergence_factor)
-        else:
-            traj = gd_explicit(problem, X_eff, Y, U0, V0, eta, target, max_steps, points_per_decade,
-                               divergence_factor)
+        else:  # gradient descent is SGD with the full batch at every step, checked every step
+            every_row = itertools.repeat(np.arange(N))
+            traj = sgd_explicit(problem, X_eff, Y, U0, V0, eta, every_row, target, max_steps, points_per_decade,
+                                divergence_factor, 1, eta)
 
     diag = diagnostics(problem, traj, deltas_along=method != "flow")
     theorem12 = (
