@@ -62,7 +62,6 @@ def objective_scale(loss_scale: str, N: int) -> float:
     return 2.0 / N if P.check("loss_scale", loss_scale) == "mean" else 1.0
 
 
-IMPLEMENTED = ("flow", "gd", "gd_explicit", "sgd", "sgd_explicit")
 EXPLICIT = ("gd_explicit", "sgd_explicit")
 
 
@@ -140,8 +139,6 @@ def simulate(
 
     clock = _time.perf_counter()
     method = P.check("method", method)
-    if method not in IMPLEMENTED:
-        raise ValueError(f"method {method!r} is not implemented; implemented: {', '.join(IMPLEMENTED)}")
     if method not in P.SGD_METHODS:
         for name, value in (("batch_size", batch_size), ("batch_rng", batch_rng), ("batches", batches)):
             if value is not None:
