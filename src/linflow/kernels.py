@@ -60,12 +60,23 @@ def flow(problem: ReducedProblem, init: CompressedInit, target, max_time, rtol, 
     """
     s, Yt, m = problem.s, problem.Yt, problem.m
     shape = init.Zc.shape
+    r, k = shape[0] - m, shape[1]
+    mk = m * k
     s_col = s[:, None]
 
     def rhs(_t, y):
+        # Seven NumPy calls, no temporaries beyond SE (r x m) and the result: the call overhead
+        # is most of the cost at these sizes. The result must be a new array: SciPy keeps it.
         Z = y.reshape(shape)
-        SE = s_col * (Yt - s_col * (Z[m:] @ Z[:m].T))
-        return np.concatenate([(SE.T @ Z[m:]).ravel(), (SE @ Z[:m]).ravel()])
+        V, U1 = Z[:m], Z[m:]
+        SE = np.dot(U1, V.T)  # U1 V^T, then S E = S (Yt - S U1 V^T), in place
+        np.multiply(s_col, SE, out=SE)
+        np.subtract(Yt, SE, out=SE)
+        np.multiply(s_col, SE, out=SE)
+        out = np.empty(y.size)
+        np.dot(SE.T, U1, out=out[:mk].reshape(m, k))  # dV/dt = E^T S U1
+        np.dot(SE, V, out=out[mk:].reshape(r, k))  # dU1/dt = S E V
+        return out
 
     def reached_target(_t, y):
         Z = y.reshape(shape)
