@@ -1,4 +1,4 @@
-"""The smoke workflow through a real single-node Slurm cluster with profiles/slurm.
+"""A small sweep (tests/config/slurm.yaml) through a real single-node Slurm cluster with profiles/slurm.
 
 The module brings the cluster up with tests/slurm/cluster.sh (skipped where that is impossible:
 no root, no apt) and always takes it down again. One Snakemake run with the SLURM executor
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slurm
 
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 TEST_PROFILE = REPO / "tests" / "slurm" / "profile"
-SMOKE = REPO / "tests" / "config" / "smoke.yaml"
+SWEEP = REPO / "tests" / "config" / "slurm.yaml"  # every stage, few jobs: Slurm latency sets the time
 SKIP = 77  # cluster.sh: cannot bring a cluster up here (not root, no apt)
 TIMEOUT = 900  # seconds for one Snakemake run; a hang (e.g. status polling) fails the test
 
@@ -100,11 +100,11 @@ class _Snakemake:
 
 @pytest.fixture(scope="module")
 def runs(slurm_cluster, tmp_path_factory):
-    """The smoke workflow run (a) through Slurm with profiles/slurm plus the test partition and
+    """The sweep run (a) through Slurm with profiles/slurm plus the test partition and
     limits, simulations packed into group jobs, and (b) locally on 2 cores. Both at once: the
     local run only competes for CPU time, and its results must not depend on that."""
-    slurm_repo = copy_repository(tmp_path_factory.mktemp("slurm") / "repo", SMOKE)
-    local_repo = copy_repository(tmp_path_factory.mktemp("local") / "repo", SMOKE)
+    slurm_repo = copy_repository(tmp_path_factory.mktemp("slurm") / "repo", SWEEP)
+    local_repo = copy_repository(tmp_path_factory.mktemp("local") / "repo", SWEEP)
     local = _Snakemake(local_repo, "--cores", "2", name="snakemake-local")
     try:
         slurm = _Snakemake(
@@ -134,8 +134,8 @@ def local_repo(runs):
 
 
 def _n_simulations() -> int:
-    """Simulations in the smoke config: one per (experiment, case, width, seed)."""
-    plan = grid.plan(yaml.safe_load(SMOKE.read_text()))
+    """Simulations in the sweep: one per (experiment, case, width, seed)."""
+    plan = grid.plan(yaml.safe_load(SWEEP.read_text()))
     return sum(e.n_runs for e in plan.experiments.values())
 
 
@@ -208,7 +208,7 @@ def test_results_identical_to_local_run(slurm_repo, local_repo):
     assert tables == [p.relative_to(slurm_repo) for p in sorted(slurm_repo.glob("results/*/chunks/*.nc"))]
     others = [p.relative_to(local_repo) for p in sorted(local_repo.glob("results/*/summary.nc"))]
     datasets = [p.relative_to(local_repo) for p in sorted(local_repo.glob("data/*/dataset.nc"))]
-    config = yaml.safe_load(SMOKE.read_text())
+    config = yaml.safe_load(SWEEP.read_text())
     assert len(others) == len(config["experiments"]) and len(datasets) == len(config["datasets"])
     others += tables
     for path in runs + others + datasets:
@@ -252,7 +252,7 @@ def test_a_cancelled_job_fails_and_only_it_is_recomputed(slurm_cluster, tmp_path
             assert time.monotonic() < deadline, "the slow job never ran"
             if (repo / "results" / "slow" / "runs" / "h20000_b0").exists():  # first run written
                 running = _running_jobs_for("h20000_b0")
-                target = running[0] if running else None  # inside the long run (about a minute)
+                target = running[0] if running else None  # inside the long run (about 25 s)
             time.sleep(0.5)
         subprocess.run(["scancel", target], check=True)
         returncode = run.proc.wait()

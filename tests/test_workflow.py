@@ -337,6 +337,9 @@ CODE_CHANGES = [  # module edited -> jobs rerun (computed from what each command
                                             all=1)),
     ("batch.py", lambda config: Counter(simulate=n_chunks(config), aggregate=len(config["experiments"]),
                                         figure=len(config["figures"]), all=1)),
+    # the package __init__ imports the simulator lazily: datasets do not depend on it
+    ("kernels.py", lambda config: Counter(simulate=n_chunks(config), aggregate=len(config["experiments"]),
+                                          figure=len(config["figures"]), all=1)),
     ("cli.py", lambda config: Counter(dataset=len(config["datasets"]), simulate=n_chunks(config),
                                       aggregate=len(config["experiments"]), figure=len(config["figures"]), all=1)),
 ]

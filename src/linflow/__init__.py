@@ -11,17 +11,39 @@ live in :mod:`linflow.theory`, data in :mod:`linflow.data`, initializations in
 __version__ = "0.2.0"
 __all__ = ["simulate", "open_sweep", "__version__"]
 
-# The function shadows its module (``linflow.simulate`` is the function), so it is imported
-# eagerly; every command therefore depends on the simulator's code (linflow.codehash).
-from .simulate import simulate  # noqa: E402
+import sys as _sys
+import types as _types
+from importlib import import_module as _import_module
 
-#: Imported on first use: reading sweeps is not part of any workflow command.
-_LAZY = {"open_sweep": ".sweep"}
+#: Imported on first use, so that a command loads only what it runs (datasets, aggregation and
+#: figures never load the simulators or SciPy's integrators; linflow.codehash follows imports,
+#: and a name given as a string is not one).
+_LAZY = {"simulate": ".simulate", "open_sweep": ".sweep"}
 
 
-def __getattr__(name):
-    if name in _LAZY:
-        from importlib import import_module
+class _Package(_types.ModuleType):
+    """The package's module type: ``linflow.simulate`` is always the function.
 
-        return getattr(import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module 'linflow' has no attribute {name!r}")
+    The function has its module's name. Importing the submodule ``linflow.simulate`` (as
+    :mod:`linflow.batch` does) makes the import system bind the module to that attribute;
+    the setter keeps the function instead.
+    """
+
+    @property
+    def simulate(self):
+        return _import_module(_LAZY["simulate"], __name__).simulate
+
+    @simulate.setter
+    def simulate(self, _module):
+        pass
+
+    def __getattr__(self, name):
+        if name in _LAZY:
+            return getattr(_import_module(_LAZY[name], __name__), name)
+        raise AttributeError(f"module 'linflow' has no attribute {name!r}")
+
+    def __dir__(self):
+        return sorted(set(super().__dir__()) | set(_LAZY))
+
+
+_sys.modules[__name__].__class__ = _Package

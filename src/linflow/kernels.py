@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import solve_ivp
 from scipy.linalg.blas import dgemm as _dgemm
 
 from . import theory
@@ -58,6 +57,10 @@ def flow(problem: ReducedProblem, init: CompressedInit, target, max_time, rtol, 
     SciPy's DOP853 (``solve_ivp``) with records on the log-spaced ``t_eval`` grid and a
     terminal event where the excess loss ``1/2 ||E||^2`` falls to ``target``.
     """
+    # Imported here: scipy.integrate takes ~0.8 s to import, and gradient-descent and SGD jobs
+    # (and every command that only reads Trajectory) never integrate.
+    from scipy.integrate import solve_ivp
+
     s, Yt, m = problem.s, problem.Yt, problem.m
     shape = init.Zc.shape
     r, k = shape[0] - m, shape[1]
