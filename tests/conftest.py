@@ -19,6 +19,13 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 
 
+def pytest_collection_modifyitems(config, items):
+    """The Slurm tests first: with two xdist workers (``--dist loadfile``, pyproject.toml) one
+    worker spends their minutes mostly waiting on the cluster while the other runs the rest;
+    collected last, they would be the tail."""
+    items.sort(key=lambda item: item.get_closest_marker("slurm") is None)
+
+
 def skip_unless_ci(reason: str) -> None:
     """Skip where a test's environment cannot be had (no root, no apt); under CI=true, where
     the test must run, the same condition is a failure."""
