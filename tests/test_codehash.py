@@ -63,6 +63,29 @@ def test_package_code_never_goes_through_the_lazy_public_attributes():
             assert needle not in text.split('"""', 2)[-1], f"{path.name}: {needle.strip()}"
 
 
+LAZY_PROBE = """
+import sys, types
+import linflow
+print(sorted(m for m in ("linflow.simulate", "linflow.kernels", "scipy.integrate") if m in sys.modules))
+import linflow.batch  # imports the submodule linflow.simulate, which rebinds the package attribute
+import linflow.simulate as imported
+print(type(linflow.simulate).__name__, type(imported).__name__, linflow.simulate is sys.modules["linflow.simulate"].simulate)
+"""
+
+
+def test_the_package_loads_the_simulator_on_first_use_and_simulate_stays_the_function():
+    """``import linflow`` loads neither the simulator nor SciPy's integrators (so datasets,
+    aggregation and figures neither load nor hash them), and ``linflow.simulate`` is the
+    function even after its submodule was imported, without an ImportWarning."""
+    # -W error::ImportWarning: the import system warns when it cannot bind the submodule
+    proc = subprocess.run([sys.executable, "-W", "error::ImportWarning", "-c", LAZY_PROBE], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["[]", "function function True"]
+    for stage in ("linflow.commands.dataset", "linflow.commands.aggregate", "linflow.commands.figure"):
+        assert not {"linflow.simulate", "linflow.kernels"} & set(codehash.stage_modules(stage)), stage
+
+
 PROBE = """
 import atexit, runpy, sys
 def report():

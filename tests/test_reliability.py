@@ -17,7 +17,7 @@ import xarray as xr
 from conftest import REPO, copy_repository
 import linflow
 from linflow import plots, record, seeding
-from workflow_helpers import LOCAL_ENV, scheduled_jobs, snakemake
+from workflow_helpers import local_env, scheduled_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 SMOKE = REPO / "tests" / "config" / "smoke.yaml"
@@ -34,7 +34,7 @@ def checksums(repo: Path, pattern: str = "runs/**/*.nc") -> dict:
 def test_interrupted_sweep_resumes_without_touching_finished_chunks(tmp_path):
     repo = copy_repository(tmp_path / "repo", SMOKE)
     total = scheduled_jobs(repo)["simulate"]
-    proc = subprocess.Popen(["snakemake", "--cores", "2"], cwd=repo, start_new_session=True, env=LOCAL_ENV,
+    proc = subprocess.Popen(["snakemake", "--cores", "2"], cwd=repo, start_new_session=True, env=local_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 600

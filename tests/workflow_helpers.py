@@ -8,16 +8,19 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-#: Environment of local (non-Slurm) Snakemake runs: tests/bin first on PATH, whose `scontrol`
-#: fails at once instead of waiting ~9 s for a Slurm controller at every Snakemake start.
-LOCAL_ENV = {**os.environ, "PATH": os.pathsep.join([str(Path(__file__).parent / "bin"), os.environ["PATH"]])}
+
+def local_env() -> dict:
+    """Environment of local (non-Slurm) Snakemake runs: this one with tests/bin first on PATH,
+    whose `scontrol` fails at once instead of waiting ~9 s for a Slurm controller at every
+    Snakemake start (the SLURM executor plugin probes it)."""
+    return {**os.environ, "PATH": os.pathsep.join([str(Path(__file__).parent / "bin"), os.environ["PATH"]])}
 
 
 def snakemake(repo: Path, *args: str, timeout: int = 900, check: bool = True) -> subprocess.CompletedProcess:
-    """``timeout -k 10 <timeout> snakemake <args>`` in ``repo`` (a local run, :data:`LOCAL_ENV`);
+    """``timeout -k 10 <timeout> snakemake <args>`` in ``repo`` (a local run, :func:`local_env`);
     a hang fails instead of hanging CI."""
     cmd = ["timeout", "-k", "10", str(timeout), "snakemake", *args]
-    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=LOCAL_ENV)
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=local_env())
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc

@@ -26,7 +26,8 @@ class _Package(_types.ModuleType):
 
     The function has its module's name. Importing the submodule ``linflow.simulate`` (as
     :mod:`linflow.batch` does) makes the import system bind the module to that attribute;
-    the setter keeps the function instead.
+    the setter keeps the function instead (without a setter the binding fails with an
+    ``ImportWarning``, an error under ``-W error``).
     """
 
     @property
