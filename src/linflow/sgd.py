@@ -71,71 +71,27 @@ def batch_sequence(rng, N: int, b: int, sampling: str, steps: int) -> np.ndarray
     return np.array([next(stream) for _ in range(steps)], dtype=np.int64).reshape(steps, b)
 
 
-def sgd(problem, Y, init, eta, batches, target, max_steps, per_decade, divergence_factor, check_every,
-        time_per_step, stop_at_target=True) -> Trajectory:
-    """Mini-batch SGD ``Zc <- (I + eta A(E_B)) Zc``, ``E_B = W_B^T (Y_B - W_B S U1 V^T)``.
+def _run_steps(excess_now, snapshot, advance, batches, target, max_steps, per_decade, divergence_factor,
+               check_every, stop_at_target):
+    """The loop of :func:`sgd` and :func:`sgd_explicit`: check, record, stop, step.
 
-    ``batches`` yields the row indices of each step. The full-batch excess loss ``1/2 ||E||^2``
-    is evaluated every ``check_every`` steps and at the last one: the run stops there when it is
-    below ``target`` (if ``stop_at_target``) or diverged (as :func:`linflow.kernels.gd`). Step
-    ``k`` sits at flow time ``k * time_per_step``.
+    ``excess_now()`` is the full-batch excess loss of the current state, ``snapshot()`` what to
+    record of it, ``advance(rows)`` one step on the batch ``rows``. The excess loss is checked
+    every ``check_every`` steps and at the last one: the run stops when it is below ``target``
+    (if ``stop_at_target``) or diverged (as :func:`linflow.kernels.gd`). Between checks a
+    diverging state may overflow, so only states that have not diverged are recorded. Returns
+    ``(snapshots, steps, status, message, evaluations)``.
     """
-    s, Yt, W, m = problem.s, problem.Yt, problem.W, problem.m
-    Y = np.asarray(Y, dtype=np.float64)
     record = set(_record_steps(max_steps, per_decade).tolist())
-    Z = init.Zc.copy()
-    snapshots, steps = [], []
-    excess0 = theory.excess_loss(error(s, Yt, Z, m))
-    status, message = "not_converged", f"step limit {max_steps} reached before the target"
-    checks_every = max(1, int(check_every))
-    with np.errstate(over="ignore", invalid="ignore"):
-        for k in range(max_steps + 1):
-            done = False
-            if k % checks_every == 0 or k == max_steps:
-                excess = theory.excess_loss(error(s, Yt, Z, m))
-                if _diverged(excess, excess0, divergence_factor):
-                    status, message = "diverged", f"excess loss {excess:.3e} at step {k} (initial {excess0:.3e})"
-                    break
-                done = excess <= target
-                if k == max_steps and done:
-                    status, message = "converged", "excess loss at the target after the last step"
-                done = done and stop_at_target
-            # between checks a diverging state may overflow: record only states that have not diverged
-            if (k in record or done or k == max_steps) and not _diverged(
-                    theory.excess_loss(error(s, Yt, Z, m)), excess0, divergence_factor):
-                snapshots.append(Z.copy())
-                steps.append(k)
-            if done:
-                status, message = "converged", "excess loss reached the target"
-                break
-            if k == max_steps:
-                break
-            rows = next(batches)
-            W_B = W[rows]
-            product = Z[m:] @ Z[:m].T  # U1 V^T, r x m
-            R_B = Y[rows] - W_B @ (s[:, None] * product)
-            SE = s[:, None] * (W_B.T @ R_B)  # S E_B
-            Z = np.vstack([Z[:m] + eta * (SE.T @ Z[m:]), Z[m:] + eta * (SE @ Z[:m])])
-    steps = np.asarray(steps, dtype=np.int64)
-    return Trajectory(time_per_step * steps, steps, np.asarray(snapshots), init.U2c, status, message, int(k + 1), True)
-
-
-def sgd_explicit(problem, X, Y, U, V, eta, batches, target, max_steps, per_decade, divergence_factor, check_every,
-                 time_per_step, stop_at_target=True) -> Trajectory:
-    """Naive mini-batch SGD on the full weights: ``R_B = Y_B - X_B U V^T``, ``V += eta R_B^T X_B U``,
-    ``U += eta X_B^T R_B V`` (the reference :func:`sgd` is tested against)."""
-    record = set(_record_steps(max_steps, per_decade).tolist())
-    U, V = U.copy(), V.copy()
     snapshots, steps = [], []
     excess0 = None
     status, message = "not_converged", f"step limit {max_steps} reached before the target"
-    checks_every = max(1, int(check_every))
+    every = max(1, int(check_every))
     with np.errstate(over="ignore", invalid="ignore"):
         for k in range(max_steps + 1):
-            done = False
-            if k % checks_every == 0 or k == max_steps:
-                # excess loss from the reduced error (no L - L* cancellation), as for the other methods
-                excess = theory.excess_loss(problem.W.T @ (Y - X @ U @ V.T))
+            done, excess = False, None
+            if k % every == 0 or k == max_steps:  # always at k = 0, which sets excess0
+                excess = excess_now()
                 excess0 = excess if excess0 is None else excess0
                 if _diverged(excess, excess0, divergence_factor):
                     status, message = "diverged", f"excess loss {excess:.3e} at step {k} (initial {excess0:.3e})"
@@ -144,22 +100,66 @@ def sgd_explicit(problem, X, Y, U, V, eta, batches, target, max_steps, per_decad
                 if k == max_steps and done:
                     status, message = "converged", "excess loss at the target after the last step"
                 done = done and stop_at_target
-            if (k in record or done or k == max_steps) and not _diverged(
-                    theory.excess_loss(problem.W.T @ (Y - X @ U @ V.T)), excess0, divergence_factor):
-                c = compress(problem, U, V)
-                snapshots.append((c.Zc, c.U2c))
-                steps.append(k)
+            if k in record or done or k == max_steps:
+                if not _diverged(excess_now() if excess is None else excess, excess0, divergence_factor):
+                    snapshots.append(snapshot())
+                    steps.append(k)
             if done:
                 status, message = "converged", "excess loss reached the target"
                 break
             if k == max_steps:
                 break
-            rows = next(batches)
-            X_B = X[rows]
-            X_BU = X_B @ U
-            R_B = Y[rows] - X_BU @ V.T
-            V, U = V + eta * (R_B.T @ X_BU), U + eta * (X_B.T @ (R_B @ V))
-    steps = np.asarray(steps, dtype=np.int64)
+            advance(next(batches))
+    return snapshots, np.asarray(steps, dtype=np.int64), status, message, int(k + 1)
+
+
+def sgd(problem, Y, init, eta, batches, target, max_steps, per_decade, divergence_factor, check_every,
+        time_per_step, stop_at_target=True) -> Trajectory:
+    """Mini-batch SGD ``Zc <- (I + eta A(E_B)) Zc``, ``E_B = W_B^T (Y_B - W_B S U1 V^T)``.
+
+    ``batches`` yields the row indices of each step; checks, records and stopping as in
+    :func:`_run_steps`. Step ``k`` sits at flow time ``k * time_per_step``.
+    """
+    s, Yt, W, m = problem.s, problem.Yt, problem.W, problem.m
+    Y = np.asarray(Y, dtype=np.float64)
+    Z = init.Zc.copy()
+
+    def advance(rows):
+        nonlocal Z
+        W_B = W[rows]
+        product = Z[m:] @ Z[:m].T  # U1 V^T, r x m
+        R_B = Y[rows] - W_B @ (s[:, None] * product)
+        SE = s[:, None] * (W_B.T @ R_B)  # S E_B
+        Z = np.vstack([Z[:m] + eta * (SE.T @ Z[m:]), Z[m:] + eta * (SE @ Z[:m])])
+
+    snapshots, steps, status, message, evaluations = _run_steps(
+        lambda: theory.excess_loss(error(s, Yt, Z, m)), lambda: Z.copy(), advance, batches, target, max_steps,
+        per_decade, divergence_factor, check_every, stop_at_target)
+    return Trajectory(time_per_step * steps, steps, np.asarray(snapshots), init.U2c, status, message, evaluations,
+                      True)
+
+
+def sgd_explicit(problem, X, Y, U, V, eta, batches, target, max_steps, per_decade, divergence_factor, check_every,
+                 time_per_step, stop_at_target=True) -> Trajectory:
+    """Naive mini-batch SGD on the full weights: ``R_B = Y_B - X_B U V^T``, ``V += eta R_B^T X_B U``,
+    ``U += eta X_B^T R_B V`` (the reference :func:`sgd` is tested against)."""
+    U, V = U.copy(), V.copy()
+
+    def advance(rows):
+        nonlocal U, V
+        X_B = X[rows]
+        X_BU = X_B @ U
+        R_B = Y[rows] - X_BU @ V.T
+        V, U = V + eta * (R_B.T @ X_BU), U + eta * (X_B.T @ (R_B @ V))
+
+    def snapshot():
+        c = compress(problem, U, V)
+        return c.Zc, c.U2c
+
+    # excess loss from the reduced error (no L - L* cancellation), as for the other methods
+    snapshots, steps, status, message, evaluations = _run_steps(
+        lambda: theory.excess_loss(problem.W.T @ (Y - X @ U @ V.T)), snapshot, advance, batches, target,
+        max_steps, per_decade, divergence_factor, check_every, stop_at_target)
     Zc = np.asarray([z for z, _ in snapshots])
     U2c = np.asarray([u for _, u in snapshots])
-    return Trajectory(time_per_step * steps, steps, Zc, U2c, status, message, int(k + 1), False)
+    return Trajectory(time_per_step * steps, steps, Zc, U2c, status, message, evaluations, False)
