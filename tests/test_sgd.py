@@ -358,7 +358,10 @@ def test_batch_size_above_n_is_refused_by_the_run():
 def test_resources_cover_sgd():
     from linflow import sgd
 
-    assert resources.SGD_BATCH_BYTES >= 8 * sgd.BLOCK_ROWS
+    for b in (1, 3, 100):  # the block of batches a stream holds fits the memory estimate
+        stream = sgd.BatchStream(np.random.default_rng(0), 100, b, "with_replacement")
+        next(stream)
+        assert 0 < stream._block.nbytes <= resources.SGD_BATCH_BYTES
     p = params()
     assert resources.run_memory_bytes(p, n=500, m=1, rank=100, width=10) > resources.run_memory_bytes(
         params(method="gd", batch_size=None), n=500, m=1, rank=100, width=10)

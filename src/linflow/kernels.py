@@ -82,8 +82,7 @@ def flow(problem: ReducedProblem, init: CompressedInit, target, max_time, rtol, 
         return out
 
     def reached_target(_t, y):
-        Z = y.reshape(shape)
-        return theory.excess_loss(Yt - s_col * (Z[m:] @ Z[:m].T)) - target
+        return theory.excess_loss(error(s, Yt, y.reshape(shape), m)) - target
 
     reached_target.terminal = True
     reached_target.direction = -1

@@ -18,10 +18,14 @@ from . import parameters as P
 #: xarray, netCDF4): the max RSS of `linflow simulate` on a tiny run was 145 MB; with margin.
 PROCESS_BYTES = 250_000_000
 
-#: SGD's batch indices held at a time: a block of ``linflow.sgd.BLOCK_ROWS`` int64 row indices
-#: (with replacement) or one epoch's permutation of the N rows (without); not imported from
-#: linflow.sgd, which needs NumPy (this module is pure Python).
-SGD_BATCH_BYTES = 8 * (1 << 16)
+#: With replacement, SGD draws its batches in blocks of about this many row indices
+#: (:class:`linflow.sgd.BatchStream`; a constant, so the sequence depends only on the stream,
+#: N, b and the sampling). Defined here, in pure Python, for the memory estimate.
+SGD_BLOCK_ROWS = 1 << 16
+
+#: SGD's batch indices held at a time: a block of int64 row indices (with replacement) or one
+#: epoch's permutation of the N rows (without).
+SGD_BATCH_BYTES = 8 * SGD_BLOCK_ROWS
 
 
 def uses_wishart(sampling: str, width: int, wishart_min_width: int, k: int) -> bool:

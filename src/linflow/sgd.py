@@ -28,11 +28,8 @@ import numpy as np
 from . import parameters as P
 from . import theory
 from .kernels import Trajectory, _diverged, _record_steps, error
+from .resources import SGD_BLOCK_ROWS
 from .state import compress
-
-#: With replacement, batches are drawn in blocks of about this many row indices (a constant,
-#: so the sequence depends only on the stream, N, b and the sampling).
-BLOCK_ROWS = 1 << 16
 
 
 class BatchStream:
@@ -50,7 +47,7 @@ class BatchStream:
             per_epoch = self.N // self.b
             self._block = self.rng.permutation(self.N)[: per_epoch * self.b].reshape(per_epoch, self.b)
         else:
-            self._block = self.rng.integers(0, self.N, size=(max(1, BLOCK_ROWS // self.b), self.b))
+            self._block = self.rng.integers(0, self.N, size=(max(1, SGD_BLOCK_ROWS // self.b), self.b))
         self._next = 0
 
     def __iter__(self) -> Iterator[np.ndarray]:
