@@ -444,3 +444,20 @@ def test_sgd_figures_draw_from_the_summary(pipeline, kind, experiment):
     png, pdf = folder / f"{kind}-{experiment}.png", folder / f"{kind}-{experiment}.pdf"
     plots.draw(kind, [folder / experiment / "summary.nc"], png=png, pdf=pdf)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:4] == b"%PDF"
+
+
+@pytest.mark.parametrize("kind", ["sgd_batch", "gd_step"])
+def test_sgd_figures_follow_the_figure_layout(pipeline, kind):
+    """One-column panels and no text under 7 pt, as every other figure (tests/test_workflow.py),
+    and one legend in which each label appears once, also when two summaries repeat labels."""
+    from figure_helpers import assert_one_column_panels_and_legible_text, draw
+
+    folder, _ = pipeline
+    plt, fig, texts = draw(kind, [folder / "sgd_batch" / "summary.nc", folder / "gd_step" / "summary.nc"])
+    try:
+        assert_one_column_panels_and_legible_text(fig, texts)
+        assert len(fig.legends) == 1  # one legend below the panels, each label once
+        labels = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert len(labels) == len(set(labels)) > 0
+    finally:
+        plt.close(fig)

@@ -15,6 +15,7 @@ import yaml
 
 import browser
 from conftest import REPO, copy_repository
+from figure_helpers import assert_one_column_panels_and_legible_text, draw
 import linflow
 from linflow import grid, record
 from workflow_helpers import scheduled_jobs, snakemake
@@ -86,31 +87,15 @@ def test_figures_are_images(smoke_repo):
         assert (smoke_repo / "results" / "figures" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
 
 
-def _draw(kind, paths):
-    from matplotlib.text import Text
-
-    from linflow import plots
-
-    plt, sns = plots._setup()
-    fig = plots._DRAW[kind]([Path(p) for p in paths], plt, sns)
-    fig.canvas.draw()
-    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
-    return plt, fig, texts
-
-
 @pytest.mark.parametrize("name", list(smoke_config()["figures"]))
 def test_figures_are_legible_in_one_column(smoke_repo, name):
     """Panels of about one printed column (<= 3.5 in wide each), no text under 7 pt, and no
     config key (case or experiment name) as a label: cases are written out (a = ..., α = ...)."""
     config = smoke_config()
     figure = config["figures"][name]
-    plt, fig, texts = _draw(figure["kind"], [smoke_repo / "results" / e / "summary.nc" for e in figure["experiments"]])
+    plt, fig, texts = draw(figure["kind"], [smoke_repo / "results" / e / "summary.nc" for e in figure["experiments"]])
     try:
-        panels = [ax for ax in fig.axes if ax.get_visible()]
-        columns = len({round(ax.get_position().x0, 2) for ax in panels})
-        assert fig.get_figwidth() / columns <= 3.5, f"{fig.get_figwidth()} in for {columns} panels"
-        small = sorted({(t.get_fontsize(), t.get_text()[:30]) for t in texts if t.get_fontsize() < 7})
-        assert not small, small
+        assert_one_column_panels_and_legible_text(fig, texts)
         keys = {case for e in figure["experiments"] for case in config["experiments"][e]["cases"]}
         keys |= set(figure["experiments"]) | {name}
         keys = {key for key in keys if any(c.isdigit() or c == "_" for c in key)}  # "balanced" is a word
@@ -133,7 +118,7 @@ def test_an_infinite_theorem12_bound_is_annotated(smoke_repo, tmp_path):
         ds.to_netcdf(tmp_path / name / "summary.nc")
         summaries.append(tmp_path / name / "summary.nc")
     for kind in ("conditioning", "tightness"):
-        plt, fig, texts = _draw(kind, summaries)
+        plt, fig, texts = draw(kind, summaries)
         plt.close(fig)
         notes = [t.get_text() for t in texts if "∞" in t.get_text()]
         assert notes, f"{kind}: no annotation of the infinite bound"

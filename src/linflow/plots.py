@@ -73,6 +73,15 @@ def _legend_below(fig, handles, labels, ncols: int) -> None:
     fig.legend(handles, labels, loc="outside lower center", ncols=max(1, ncols), frameon=False)
 
 
+def _legend_of_panels(fig, axes, ncols: int) -> None:
+    """One legend below the figure: every labelled artist of ``axes``, each label once."""
+    entries = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    _legend_below(fig, list(entries.values()), list(entries), ncols)
+
+
 def _colors(sns, n: int):
     return sns.color_palette("colorblind", n_colors=max(n, 1))
 
@@ -493,14 +502,17 @@ def _case_values(summary, name: str) -> np.ndarray:
 def fig_sgd_batch(paths, plt, sns):
     """Mini-batch SGD: distance to the min-norm solution against width per batch size (with the
     fitted power laws), the distance relative to the full batch, and the fitted exponents."""
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.0))
-    for summary in _summaries(paths):
+    summaries = _summaries(paths)
+    n_cases = sum(summary.sizes["case"] for summary in summaries)
+    fig, axes = _panels(plt, 3, legend_rows=(n_cases + 5) // 2)
+    axes = axes[0]
+    for summary in summaries:
         known = np.isfinite(_case_values(summary, "batch_size"))
         # a summary without batch sizes draws too, against the case index
         b = np.where(known, _case_values(summary, "batch_size"), np.arange(1, known.size + 1))
         order = np.argsort(b)
         cases = summary["case"].values[order]
-        palette = sns.color_palette(n_colors=len(cases))
+        palette = _colors(sns, len(cases))
         full = summary.sel(case=cases[-1])  # the largest batch: the reference of the middle panel
         for color, case in zip(palette, cases):
             s = summary.sel(case=case)
@@ -520,8 +532,7 @@ def fig_sgd_batch(paths, plt, sns):
             if np.any(bad):
                 axes[0].plot(widths[bad], np.where(ok[bad], mean[bad], np.nanmin(mean)), "X", color="crimson", ms=7,
                              label="widths with diverged / unconverged runs (excluded)")
-            axes[1].plot(widths[ok], mean[ok] / full["distance_fro_mean"].values[ok], "o-", color=color, ms=4,
-                         label=label)
+            axes[1].plot(widths[ok], mean[ok] / full["distance_fro_mean"].values[ok], "o-", color=color, ms=4)
         theory_exp = float(summary["theory_exponent"].values[0])
         for prefix, shift, fmt, text in (("slope_fro", 0.97, "o", "all widths"),
                                          ("slope_upper_fro", 1.03, "s",
@@ -532,22 +543,24 @@ def fig_sgd_batch(paths, plt, sns):
                              ms=4, label=f"fitted slope, {text} (95% CI)")
         axes[2].axhline(theory_exp, color="k", ls="--", lw=1, label=f"Theorem 12: {theory_exp:.2f}")
     axes[0].set(xscale="log", yscale="log", xlabel="width h", ylabel=r"$\|UV^T - \hat\Theta\|_F$ (mean, 95% CI)")
-    axes[1].set(xscale="log", xlabel="width h", ylabel="mean distance / mean distance at the largest batch")
+    axes[1].set(xscale="log", xlabel="width h", ylabel="distance / distance at the largest b")
     axes[2].set(xscale="log", xlabel="batch size b", ylabel="fitted log-log slope in the width")
-    for ax in axes:
-        ax.legend(fontsize=6)
+    _legend_of_panels(fig, axes, 2)
     return fig
 
 
 def fig_gd_step(paths, plt, sns):
     """Gradient descent: final distance and convergence time against the step, one curve per
     width; steps where runs diverged are marked; vertical lines at 1/lam_1 and 2/lam_1."""
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.0))
-    for summary in _summaries(paths):
+    summaries = _summaries(paths)
+    n_widths = sum(summary.sizes["width"] for summary in summaries)
+    fig, axes = _panels(plt, 3, legend_rows=2 * n_widths + 1)
+    axes = axes[0]
+    for summary in summaries:
         steps = _case_values(summary, "step")
         order = np.argsort(steps)
         cases, steps = summary["case"].values[order], steps[order]
-        palette = sns.color_palette(n_colors=summary.sizes["width"])
+        palette = _colors(sns, summary.sizes["width"])
         converged = summary["status"] == "converged"
         time_last = summary["time_last"].where(converged).mean("seed").sel(case=cases)
         iterations = summary["n_evaluations"].where(converged).mean("seed").sel(case=cases)
@@ -559,7 +572,7 @@ def fig_gd_step(paths, plt, sns):
             label = f"h = {int(width)}"
             axes[0].errorbar(steps[ok], mean[ok], yerr=np.nan_to_num(err[:, ok]), fmt="o-", color=color, ms=4,
                              capsize=2, label=label)
-            axes[1].plot(steps[ok], mean[ok] / mean[ok][0], "o-", color=color, ms=4, label=label)
+            axes[1].plot(steps[ok], mean[ok] / mean[ok][0], "o-", color=color, ms=4)
             axes[2].plot(steps, time_last.sel(width=width).values, "o-", color=color, ms=4, label=f"{label}: flow time")
             axes[2].plot(steps, iterations.sel(width=width).values, ":",
                          color=color, lw=1, label=f"{label}: iterations")
@@ -569,16 +582,15 @@ def fig_gd_step(paths, plt, sns):
                              label=f"{label}: runs diverged at steps {', '.join(f'{v:g}' for v in steps[bad])}")
         lam_1 = float(np.nanmedian(summary["lam_1"].values))
         for ax in axes:
-            for value, style in ((1 / lam_1, "--"), (2 / lam_1, ":")):
-                ax.axvline(value, color="grey", ls=style, lw=1)
+            for value, style, label in ((1 / lam_1, "--", r"$1/\lambda_1$ ($= 2/\lambda_0$ at $G_0 = I$)"),
+                                        (2 / lam_1, ":", r"$2/\lambda_1$")):
+                ax.axvline(value, color="grey", ls=style, lw=1, label=label)
     axes[0].set(xscale="log", yscale="log", xlabel=r"step $\eta$ (on 1/2 ||.||$^2$)",
                 ylabel=r"$\|UV^T - \hat\Theta\|_F$ (mean, 95% CI)")
-    axes[1].set(xscale="log", xlabel=r"step $\eta$", ylabel="distance / distance at the smallest step")
+    axes[1].set(xscale="log", xlabel=r"step $\eta$", ylabel=r"distance / distance at smallest $\eta$")
     axes[2].set(xscale="log", yscale="log", xlabel=r"step $\eta$",
                 ylabel="at convergence (mean over seeds)")
-    axes[0].set_title("dashed: 1/lam_1 (= 2/lam_0 at G0 = I), dotted: 2/lam_1", fontsize=7)
-    for ax in axes:
-        ax.legend(fontsize=6)
+    _legend_of_panels(fig, axes, 2)
     return fig
 
 
