@@ -1,5 +1,8 @@
 """The simulators against each other, against explicit weights, and against the theorems."""
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -7,7 +10,8 @@ from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 
 import linflow
-from linflow import aggregate, checks, init, state, theory
+from linflow import aggregate, checks, data, init, state, theory
+from linflow import parameters as P
 from linflow.kernels import flow as _flow
 from conftest import random_problem
 
@@ -324,3 +328,40 @@ def test_rank_deficient_weights_are_carried_by_a_factor_as_wide_as_their_rank(rn
     np.testing.assert_array_equal(a.step, b.step)
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-10)
     np.testing.assert_allclose(a.end_to_end, b.end_to_end, rtol=1e-10, atol=1e-10 * np.abs(b.end_to_end).max())
+
+
+@pytest.mark.parametrize("given", [
+    {"init": "gaussian", "alpha": 0.5, "sampling": "wishart", "method": "flow"},
+    {"init": "scaled", "a": 1, "b": 1, "method": "gd", "step": 0.1, "loss_threshold": 1e-8},
+    {"init": "gaussian", "alpha": 0.4, "method": "sgd", "step": 0.1, "batch_size": 3, "check_every": 2},
+    {"init": "balanced", "a": 1, "b": 1, "method": "sgd_explicit", "step": 0.1, "batch_size": 3},
+])
+def test_a_run_passes_every_simulation_parameter_to_simulate(given):
+    """The keywords a chunk passes to simulate() are derived from its signature, not a list:
+    every resolved parameter that is not about the initialization reaches simulate()."""
+    from linflow.simulate import simulate_options
+
+    params = P.resolve(given)
+    initialization = {p.name for p in P.RUN_PARAMETERS if p.block == P.CASE} - {"alpha"}
+    expected = {k: v for k, v in params.items() if k not in initialization and k != "output_scale"}
+    assert simulate_options(params) == expected
+
+
+def test_every_method_has_one_table_entry_and_simulate_dispatches_through_it(rng, monkeypatch):
+    """simulate() runs the method's entry: replacing an entry's runner changes what runs."""
+    from linflow import methods
+
+    assert set(methods.METHODS) == set(P.METHODS)
+    assert {name for name, e in methods.METHODS.items() if e.explicit} == set(P.EXPLICIT_METHODS)
+    X, Y = data.make_dataset("gaussian", n=8, N=5, m=1, noise=0.01, rng=rng)
+    U0, V0 = init.gaussian(8, 1, 12, alpha=0.5, rng=rng)
+    calls = []
+    entry = methods.METHODS["gd"]
+
+    def spy(run):
+        calls.append(run.options["step"])
+        return entry.run(run)
+
+    monkeypatch.setitem(methods.METHODS, "gd", dataclasses.replace(entry, run=spy))
+    ds = linflow.simulate(X, Y, U0, V0, method="gd", step=0.05, max_steps=10)
+    assert calls == [0.05] and json.loads(ds.attrs["parameters"])["method"] == "gd"

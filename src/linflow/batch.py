@@ -23,14 +23,8 @@ import xarray as xr
 from . import grid, record, seeding, theory
 from . import init as init_mod
 from . import parameters as P
-from .simulate import output_factor, simulate
+from .simulate import output_factor, simulate, simulate_options
 from .state import CompressedInit
-
-#: Keyword arguments of :func:`linflow.simulate` that come straight from a run's parameters.
-SIMULATE_KEYS = ("method", "step", "loss_scale", "stop_factor", "loss_threshold", "max_time", "max_steps", "rtol",
-                 "atol", "points_per_decade", "divergence_factor", "delta", "alpha", "batch_size", "batch_sampling",
-                 "check_every")
-
 
 class Reductions:
     """The SVD reduction of ``(gamma X, Y)`` per output scale ``gamma``, computed once."""
@@ -71,7 +65,7 @@ def run_one(reductions: Reductions, *, experiment: str, case: str, width: int, s
     run_parameters = dict(params, experiment=experiment, case=case, seed=seed, entropy=entropy,
                           sampled_wishart=isinstance(start, CompressedInit),
                           dataset_parameters_hash=dataset_attrs.get("parameters_hash", ""))
-    options = {key: params[key] for key in SIMULATE_KEYS if key in params}
+    options = simulate_options(params)
     if params["method"] in P.SGD_METHODS:  # its own stream: init draws never depend on batch options
         options["batch_rng"] = seeding.rng_for(entropy, "batches", experiment, width, seed)
     return simulate(

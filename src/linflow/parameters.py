@@ -29,6 +29,7 @@ GD_METHODS = ("gd", "gd_explicit")
 SGD_METHODS = ("sgd", "sgd_explicit")
 METHODS = FLOW_METHODS + GD_METHODS + SGD_METHODS
 STEPPED_METHODS = GD_METHODS + SGD_METHODS
+EXPLICIT_METHODS = ("gd_explicit", "sgd_explicit")  # naive references on the full n x h weights
 LOSS_SCALES = ("half", "mean")
 BATCH_SAMPLINGS = ("without_replacement", "with_replacement")
 OUTPUT_SCALES = ("none", "inverse_sqrt_mh")

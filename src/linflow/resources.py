@@ -63,7 +63,7 @@ def run_memory_bytes(params: dict, *, n: int, m: int, rank: int, width: int) -> 
     wishart = uses_wishart(params.get("sampling", "auto"), width,
                            params.get("wishart_min_width", P.default("wishart_min_width")), k)
     weights = 0 if wishart else 8 * width * (3 * (n + m) + 3 * k)
-    explicit_sgd = 8 * width * 2 * (n + m) if params.get("method") in ("gd_explicit", "sgd_explicit") else 0
+    explicit_sgd = 8 * width * 2 * (n + m) if params.get("method") in P.EXPLICIT_METHODS else 0
     batches = SGD_BATCH_BYTES + 8 * rank if params.get("method") in P.SGD_METHODS else 0  # rank <= N
     return snapshots + weights + explicit_sgd + batches
 
@@ -116,7 +116,7 @@ def run_seconds(params: dict, *, n: int, m: int, rank: int, width: int, conditio
     if method in P.FLOW_METHODS:
         return 2.0 + 0.1 * condition_number + explicit
     per_step = 3e-5 * max(1.0, k / 100.0)
-    if method.endswith("_explicit"):
+    if method in P.EXPLICIT_METHODS:
         per_step += 4e-9 * width * (n + m)
     return 1.0 + explicit + params.get("max_steps", P.default("max_steps")) * per_step
 
