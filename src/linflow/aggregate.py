@@ -111,7 +111,7 @@ def cube(table: xr.Dataset, cases: dict[str, dict]) -> xr.Dataset:
         values = np.full(shape, np.nan)
         values.flat[flat] = table[name].values
         data[name] = xr.Variable(dims, values, attrs=table[name].attrs)
-    for name, fill in (("status", "missing"), ("status_message", ""), ("file", "")):
+    for name, fill in (("status", "missing"), ("status_message", ""), ("file", ""), ("solver", "")):
         values = np.full(shape, fill, dtype=object)
         values.flat[flat] = table[name].values
         data[name] = xr.Variable(dims, values)
@@ -119,6 +119,7 @@ def cube(table: xr.Dataset, cases: dict[str, dict]) -> xr.Dataset:
                                 flag_meanings=" ".join(record.STATUSES + ("missing",)))
     data["status_message"].attrs["long_name"] = "why the run ended so (the error of a failed run)"
     data["file"].attrs["long_name"] = "path of the run record (trajectories)"
+    data["solver"].attrs["long_name"] = "flow integrator the run used (none: gd, sgd; empty: no run)"
     converged = data["status"].values == "converged"
     data["converged"] = xr.Variable(dims, converged, attrs={"long_name": "run reached its stopping target"})
     with np.errstate(divide="ignore", invalid="ignore"):

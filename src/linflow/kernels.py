@@ -30,6 +30,7 @@ class Trajectory:
     message: str
     n_evaluations: int
     conserved_basis: bool  # True when every Zc[t] lives in the same k-dim basis
+    stats: dict | None = None  # the integrator's counts (steps, evaluations, ...), where it has them
 
 
 
@@ -49,6 +50,19 @@ def _log_grid(first: float, last: float, per_decade: int) -> np.ndarray:
 def error(s, Yt, Zc, m):
     """Reduced error ``E = W^T Y - S U1 V^T`` of the factor ``Zc`` (rows: ``V``, then ``U1``)."""
     return theory.residual(s, Yt, Zc[m:] @ Zc[:m].T)
+
+
+def fastest_rate(problem: ReducedProblem, Z0: np.ndarray) -> float:
+    """Estimate of the flow's fastest rate at ``Z0``: ``lam_1 ||G0|| + s_1 ||W^T Y||``."""
+    gram0 = Z0 @ Z0.T if Z0.shape[0] <= Z0.shape[1] else Z0.T @ Z0  # ||Z0||_2^2 = l_1(gram0), no SVD
+    return problem.lam_1 * max(np.linalg.eigvalsh(gram0)[-1], 1e-300) + np.linalg.norm(problem.Yt) * problem.s[0]
+
+
+def record_times(problem: ReducedProblem, Z0: np.ndarray, max_time: float, per_decade: int) -> np.ndarray:
+    """The flow's record grid: 0, then log-spaced from well below the fastest time scale
+    (about ``1 / (lam_1 ||G0||)``) to ``max_time``."""
+    first = min(1e-3 / fastest_rate(problem, Z0), max_time * 1e-9)
+    return np.concatenate([[0.0], _log_grid(first, max_time, per_decade)])
 
 
 def flow(problem: ReducedProblem, init: CompressedInit, target, max_time, rtol, atol, per_decade) -> Trajectory:
@@ -87,12 +101,8 @@ def flow(problem: ReducedProblem, init: CompressedInit, target, max_time, rtol, 
     reached_target.terminal = True
     reached_target.direction = -1
 
-    # The fastest time scale is about lam_1 ||G0||; record from well below it, log-spaced.
+    t_eval = record_times(problem, init.Zc, max_time, per_decade)
     Z0 = init.Zc
-    gram0 = Z0 @ Z0.T if Z0.shape[0] <= Z0.shape[1] else Z0.T @ Z0  # ||Z0||_2^2 = l_1(gram0), no SVD
-    speed = problem.lam_1 * max(np.linalg.eigvalsh(gram0)[-1], 1e-300) + np.linalg.norm(problem.Yt) * problem.s[0]
-    first = min(1e-3 / speed, max_time * 1e-9)
-    t_eval = np.concatenate([[0.0], _log_grid(first, max_time, per_decade)])
     sol = solve_ivp(rhs, (0.0, max_time), Z0.ravel(), method="DOP853", t_eval=t_eval, events=reached_target,
                     rtol=rtol, atol=atol)
     times, states = list(sol.t), list(sol.y.T)

@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import kernels
+from . import kernels, stiff
 from . import parameters as P
 from .sgd import BatchStream, sgd, sgd_explicit
 from .state import CompressedInit
@@ -87,13 +87,49 @@ class Method:
 # ---------------------------------------------------------------------------
 
 
+#: Flow integrators: (problem, state, target, max_time, rtol, atol, per_decade) -> Trajectory.
+FLOW_SOLVERS = {"dop853": kernels.flow, "bdf": stiff.flow_bdf}
+
+#: ``auto`` integrates with BDF from this stiffness ratio ``lam_1 / lam_r`` on (measured crossover
+#: with DOP853: ~900 at m + r = 51; docs/solvers.md) ...
+STIFF_RATIO = 1000.0
+#: ... when DOP853 would need more than this many steps to reach ``max_time`` (its step is held
+#: below ~3 / speed, ``speed`` the record grid's estimate of the fastest rate): a short horizon
+#: keeps the explicit method cheap whatever the stiffness.
+STIFF_MIN_STEPS = 10_000
+
+#: BDF's tolerances relative to the ``rtol``, ``atol`` settings: at a tenth of DOP853's
+#: tolerances it meets the same accuracy (docs/solvers.md, the accuracy contract).
+BDF_TOLERANCE_FACTOR = 0.1
+
+
+def choose_solver(setting: str, problem: ReducedProblem, state: CompressedInit, max_time: float) -> str:
+    """The flow integrator for the ``solver`` setting: ``auto`` takes BDF on stiff data
+    (``lam_1 / lam_r >= STIFF_RATIO``) over a long horizon, DOP853 otherwise."""
+    if setting != "auto":
+        return setting
+    steps = max_time * kernels.fastest_rate(problem, state.Zc) / 3.0
+    return "bdf" if problem.lam_1 / problem.lam_r >= STIFF_RATIO and steps >= STIFF_MIN_STEPS else "dop853"
+
+
 def _flow(run: Run) -> kernels.Trajectory:
     if run.excess0 <= run.target:  # already fitted: no event can fire
         return kernels.Trajectory(np.zeros(1), None, run.state.Zc[None], run.state.U2c, "converged",
                                   "excess loss at the target from the start", 0, True)
     o = run.options
-    return kernels.flow(run.problem, run.state, run.target, o["max_time"], o["rtol"], o["atol"],
-                        o["points_per_decade"])
+    solver = run.plan["solver"] = choose_solver(o["solver"], run.problem, run.state, o["max_time"])
+    factor = BDF_TOLERANCE_FACTOR if solver == "bdf" else 1.0
+    return FLOW_SOLVERS[solver](run.problem, run.state, run.target, o["max_time"], factor * o["rtol"],
+                                factor * o["atol"], o["points_per_decade"])
+
+
+def _flow_annotate(run: Run, traj, diag: dict, settings: dict, attrs: dict) -> None:
+    settings["solver"] = run.options["solver"]
+    diag["solver"] = run.plan.get("solver", "none")
+    stats = traj.stats or {}
+    diag.update(n_steps=stats.get("steps", np.nan), n_jvp=stats.get("jvp", np.nan),
+                n_precond_setups=stats.get("precond_setups", np.nan),
+                n_precond_solves=stats.get("precond_solves", np.nan))
 
 
 # ---------------------------------------------------------------------------
@@ -205,7 +241,7 @@ def batch_plan(options: dict, N: int) -> dict:
 _SGD = dict(keywords=SGD_KEYWORDS, prepare=batch_plan, time_per_step=_sgd_time_per_step, annotate=_sgd_annotate)
 
 METHODS: dict[str, Method] = {entry.name: entry for entry in (
-    Method("flow", _flow, conserves_imbalance=True),
+    Method("flow", _flow, conserves_imbalance=True, annotate=_flow_annotate),
     Method("gd", _gd, time_per_step=_gd_eta),
     Method("gd_explicit", _gd_explicit, explicit=True, time_per_step=_gd_eta),
     Method("sgd", _sgd, **_SGD),

@@ -30,6 +30,7 @@ SGD_METHODS = ("sgd", "sgd_explicit")
 METHODS = FLOW_METHODS + GD_METHODS + SGD_METHODS
 STEPPED_METHODS = GD_METHODS + SGD_METHODS
 EXPLICIT_METHODS = ("gd_explicit", "sgd_explicit")  # naive references on the full n x h weights
+FLOW_SOLVERS = ("auto", "dop853", "bdf")
 LOSS_SCALES = ("half", "mean")
 BATCH_SAMPLINGS = ("without_replacement", "with_replacement")
 OUTPUT_SCALES = ("none", "inverse_sqrt_mh")
@@ -192,10 +193,13 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
        when={"method": FLOW_METHODS}),
     _p("max_steps", "integer", "iteration limit", SIMULATION, default=1_000_000, minimum=1,
        maximum=2**31 - 1, when={"method": STEPPED_METHODS}),
-    _p("rtol", "number", "relative tolerance of the DOP853 integrator", SIMULATION, default=1e-10,
-       exclusive_minimum=0, exclusive_maximum=1, when={"method": FLOW_METHODS}),
-    _p("atol", "number", "absolute tolerance of the DOP853 integrator", SIMULATION, default=1e-13,
-       exclusive_minimum=0, when={"method": FLOW_METHODS}),
+    _p("solver", "string", "flow integrator: explicit DOP853 (SciPy), implicit BDF (SUNDIALS CVODE with an exact "
+       "preconditioner; for ill-conditioned data) or auto (BDF when lam_1 / lam_r of the data is large, see "
+       "docs/solvers.md)", SIMULATION, default="auto", choices=FLOW_SOLVERS, when={"method": FLOW_METHODS}),
+    _p("rtol", "number", "relative tolerance of the flow integrator (BDF runs at a tenth of it: same accuracy)",
+       SIMULATION, default=1e-10, exclusive_minimum=0, exclusive_maximum=1, when={"method": FLOW_METHODS}),
+    _p("atol", "number", "absolute tolerance of the flow integrator (BDF runs at a tenth of it)", SIMULATION,
+       default=1e-13, exclusive_minimum=0, when={"method": FLOW_METHODS}),
     _p("points_per_decade", "integer", "density of the log-spaced grid of recorded points", SIMULATION,
        default=20, minimum=1),
     _p("divergence_factor", "number", "diverged once the excess loss exceeds this multiple of its start",

@@ -72,11 +72,24 @@ SCALAR_VARIABLES = {
     "loss_star": ("1", "unreachable loss L* = 1/2 ||(I - W W^T) Y||_F^2"),
     "n_evaluations": ("1", "right-hand-side evaluations (flow) or iterations (gd, sgd)"),
 }
+
+#: The flow integrator's counts (NaN where it does not report them: DOP853 reports only its
+#: right-hand-side evaluations; gradient descent and SGD have no integrator).
+SOLVER_STATISTICS = {
+    "n_steps": ("1", "integrator steps (BDF; NaN for DOP853, gd, sgd)"),
+    "n_jvp": ("1", "Jacobian-vector products of the Newton-Krylov solves (BDF; NaN otherwise)"),
+    "n_precond_setups": ("1", "preconditioner setups: exact factorizations of I - gamma J (BDF; NaN otherwise)"),
+    "n_precond_solves": ("1", "preconditioner solves (BDF; NaN otherwise)"),
+}
+SCALAR_VARIABLES.update(SOLVER_STATISTICS)
+
+#: Values of the ``solver`` variable: the flow integrator a run used ("none": gd, sgd).
+SOLVERS_USED = ("dop853", "bdf", "none")
 SCALAR_VARIABLES.update({name: ("1", long_name) for name, long_name in VIOLATIONS.items()})
 
 RUN_VARIABLES = (
     tuple(TIME_VARIABLES)
-    + ("imbalance_eigenvalues", "end_to_end", "converged", "status")
+    + ("imbalance_eigenvalues", "end_to_end", "converged", "status", "solver")
     + tuple(SCALAR_VARIABLES)
 )
 
@@ -172,6 +185,8 @@ def run_record(
     values.update(bound_violations(diag["inst_rate"], diag["rate_bound"], diag["rate_thm3"], diag["excess_loss"],
                                    diag["loss_bound"], flow=settings["method"] == "flow"))
     values.update(scalars)
+    for name in SOLVER_STATISTICS:
+        values.setdefault(name, np.nan)
     for name, meta in SCALAR_VARIABLES.items():
         data_vars[name] = _with_attrs(np.float64(values[name]), (), *meta)
     data_vars["imbalance_eigenvalues"] = _with_attrs(
@@ -182,6 +197,8 @@ def run_record(
                                          attrs={"long_name": "run reached its stopping target"})
     data_vars["status"] = xr.Variable((), np.array(status, dtype=object), attrs={
         "long_name": "how the run ended", "flag_meanings": " ".join(STATUSES)})
+    data_vars["solver"] = xr.Variable((), np.array(diag.get("solver", "none"), dtype=object), attrs={
+        "long_name": "flow integrator used (the solver setting auto resolved)", "flag_meanings": " ".join(SOLVERS_USED)})
     coords = {"time": _with_attrs(np.asarray(diag["time"], dtype=np.float64), ("time",), "1",
                                   "gradient-flow time of the 1/2 ||.||_F^2 loss")}
     if diag.get("step") is not None:  # int32: classic netCDF has no int64 (max_steps < 2^31)
@@ -230,7 +247,7 @@ TABLE_EXTRAS = {
     "time_first": ("1", "first recorded positive gradient-flow time"),
     "time_last": ("1", "last recorded gradient-flow time (where the run stopped)"),
 }
-TABLE_STRINGS = ("case", "status", "status_message", "file")
+TABLE_STRINGS = ("case", "status", "status_message", "file", "solver")
 
 
 def table_row(ds: xr.Dataset, path) -> dict:
@@ -240,7 +257,7 @@ def table_row(ds: xr.Dataset, path) -> dict:
     row = {
         "case": str(ds.attrs["case"]), "width": int(ds.attrs["width"]), "seed": int(ds.attrs["seed"]),
         "status": str(ds["status"].item()), "status_message": str(ds.attrs.get("status_message", "")),
-        "file": str(path), "converged": bool(ds["converged"]),
+        "file": str(path), "converged": bool(ds["converged"]), "solver": str(ds["solver"].item()),
         "wall_time_seconds": float(ds.attrs["wall_time_seconds"]), "n_points": int(times.size),
         "time_first": float(positive[0]) if positive.size else np.nan,
         "time_last": float(times[-1]) if times.size else np.nan,
@@ -262,7 +279,7 @@ def chunk_table(rows: list[dict], attrs: dict) -> xr.Dataset:
     return ds
 
 
-TABLE_VARIABLES = ("case", "width", "seed", "status", "status_message", "file", "converged") + tuple(TABLE_EXTRAS) \
+TABLE_VARIABLES = ("case", "width", "seed", "status", "status_message", "file", "converged", "solver") + tuple(TABLE_EXTRAS) \
     + tuple(SCALAR_VARIABLES)
 
 

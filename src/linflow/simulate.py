@@ -73,6 +73,7 @@ def simulate(
     loss_threshold: float | None = None,
     max_time: float = 1e4,
     max_steps: int = 1_000_000,
+    solver: str = "auto",
     rtol: float = 1e-10,
     atol: float = 1e-13,
     points_per_decade: int = 20,
@@ -104,7 +105,9 @@ def simulate(
     stop_factor : stop when the excess loss has fallen by this factor.
     loss_threshold : also stop when the objective's excess loss is below this (Fig. 7: 1e-8).
     max_time, max_steps : limits for ``flow`` (flow time) and ``gd*`` (iterations).
-    rtol, atol : DOP853 tolerances for ``flow``.
+    solver : ``flow``'s integrator: ``"dop853"`` (explicit), ``"bdf"`` (implicit, for ill-conditioned
+        data) or ``"auto"`` (BDF when ``lam_1 / lam_r`` is large; :func:`linflow.methods.choose_solver`).
+    rtol, atol : tolerances of ``flow``'s integrator (BDF integrates at a tenth of them).
     points_per_decade : density of the log-spaced record grid.
     divergence_factor : ``gd*`` stop with status ``"diverged"`` once the excess loss exceeds
         this multiple of its initial value (or is not finite).
@@ -131,8 +134,8 @@ def simulate(
     clock = _time.perf_counter()
     entry = methods.method(method)
     options = _checked_options(entry, dict(
-        step=step, loss_scale=loss_scale, stop_factor=stop_factor, loss_threshold=loss_threshold,
-        max_time=max_time, max_steps=max_steps, rtol=rtol, atol=atol, points_per_decade=points_per_decade,
+        step=step, loss_scale=loss_scale, stop_factor=stop_factor, loss_threshold=loss_threshold, max_time=max_time,
+        max_steps=max_steps, solver=solver, rtol=rtol, atol=atol, points_per_decade=points_per_decade,
         divergence_factor=divergence_factor, alpha=alpha, delta=delta, batch_size=batch_size,
         batch_sampling=batch_sampling, check_every=check_every, batch_rng=batch_rng, batches=batches))
     X, Y = _finite_matrix("X", X), _finite_matrix("Y", Y)
@@ -180,7 +183,7 @@ RECORDED_SETTINGS = ("step", "loss_scale", "stop_factor", "loss_threshold", "max
                      "points_per_decade", "divergence_factor", "alpha", "delta")
 
 #: Options checked against the registry when given (None: not given).
-_CHECKED = RECORDED_SETTINGS + ("batch_size",)
+_CHECKED = RECORDED_SETTINGS + ("batch_size", "solver")
 
 
 def _checked_options(entry: methods.Method, options: dict) -> dict:
