@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import linflow
-from linflow import data, init, methods, theory
+from linflow import data, init, methods, resources, theory
+from linflow import parameters as P
 from linflow.record import TIME_VARIABLES
 from linflow.stiff import Linearization
 
@@ -126,7 +127,7 @@ def test_auto_takes_bdf_on_stiff_data_over_a_long_horizon_and_dop853_otherwise(r
     start = init.wishart(1, fig7.r, 60 - fig7.r, 1000, 1000**-0.5, rng)
     assert methods.choose_solver("auto", fig7, start, 1e6) == "dop853"
     _, _, stiff, stiff_start = references.problem(100, 1)
-    assert stiff.lam_1 / stiff.lam_r > methods.STIFF_RATIO
+    assert stiff.lam_1 / stiff.lam_r > resources.STIFF_RATIO
     assert methods.choose_solver("auto", stiff, stiff_start, 1e6) == "bdf"
     assert methods.choose_solver("auto", stiff, stiff_start, 1e-3) == "dop853"  # a short horizon stays explicit
     _, _, mild, mild_start = references.problem(10, 1)  # lam_1 / lam_r = 100: DOP853 still wins
@@ -160,3 +161,43 @@ def test_kappa_ten_thousand_converges_with_the_default_settings():
     assert ds["excess_loss"].values[-1] <= 1e-12 * ds["excess_loss"].values[0] * (1 + 1e-6)
     # the contract's 1e-9 is for kappa <= 1000; over the ~3,800 steps of this run BDF drifts 1.8e-9
     assert ds["imbalance_drift"].item() < 1e-8
+
+
+FLOW = {"init": "gaussian", "alpha": 0.5, "sampling": "wishart", "method": "flow"}
+
+
+def test_the_runtime_estimate_follows_the_solver_and_covers_measured_runs():
+    """Measured at n = 200, N = 50 (m + r = 51), h = 10^4 on conditioned data: DOP853 took 3.3 s
+    at lam_1 / lam_r = 10^4 and 102 s at kappa = 600 (3.6 * 10^5); BDF 0.46 s at 10^4 and 0.96 s at
+    10^8. The estimate must cover each, and grow like the ratio for DOP853, not like kappa."""
+    size = dict(n=200, m=1, rank=50, width=10**4)
+
+    def seconds(solver, ratio):
+        return resources.run_seconds(P.resolve(dict(FLOW, solver=solver)), ratio=ratio, **size)
+
+    assert seconds("dop853", 1e4) >= 3.3 and seconds("dop853", 600.0**2) >= 102
+    assert seconds("bdf", 1e4) >= 0.46 and seconds("bdf", 1e8) >= 0.96
+    assert seconds("dop853", 1e6) - 2 > 50 * (seconds("dop853", 1e4) - 2)  # ~ ratio = kappa^2
+    assert seconds("bdf", 1e8) < 5 * seconds("bdf", 1e4)  # ~ log of the ratio
+    assert seconds("auto", 1e4) == seconds("bdf", 1e4) and seconds("auto", 10.0) == seconds("dop853", 10.0)
+    assert resources.stiffness_ratio({"kind": "conditioned", "condition_number": 30}) == 900
+    assert resources.stiffness_ratio({"kind": "orthonormal_rows", "n": 5, "N": 3}) == 1
+    assert 6 < resources.stiffness_ratio({"kind": "gaussian", "n": 500, "N": 100}) < 7  # measured 6.82
+
+
+def test_a_retried_chunk_gets_attempt_times_the_memory_and_time():
+    from linflow import grid
+
+    config = {"seed_entropy": 1, "datasets": {"d": {"kind": "conditioned", "n": 20, "N": 6, "m": 1,
+                                                    "condition_number": 100}},
+              "experiments": {"e": {"dataset": "d", "cases": {"c": {"init": "gaussian", "alpha": 0.5}},
+                                    "widths": [100], "seeds": 2, "simulation": {"method": "flow"}},
+                              "f": {"dataset": "d", "cases": {"c": {"init": "gaussian", "alpha": 0.5}},
+                                    "widths": [100], "seeds": 2, "simulation": {"method": "flow"},
+                                    "resources": {"runtime": 7, "mem_mb": 900}}}}
+    plan = grid.plan(config)
+    for name in ("e", "f"):
+        chunk = plan.experiments[name].chunks[0]
+        first, third = plan.chunk_resources(chunk), plan.chunk_resources(chunk, attempt=3)
+        assert third == {key: 3 * value for key, value in first.items()}
+    assert plan.chunk_resources(plan.experiments["f"].chunks[0], attempt=2) == {"runtime": 14, "mem_mb": 1800}

@@ -101,9 +101,10 @@ class Plan:
             "cases": {case: experiment.cases[case] for case in chunk.cases},
         }
 
-    def chunk_resources(self, chunk: Chunk) -> dict:
+    def chunk_resources(self, chunk: Chunk, attempt: int = 1) -> dict:
         """Memory (MB) and wall time (minutes) of the chunk's job, from the same estimates the
-        simulator uses (:mod:`linflow.resources`), unless the experiment sets them."""
+        simulator uses (:mod:`linflow.resources`), unless the experiment sets them; both times
+        ``attempt`` for a retried job."""
         experiment = self.experiments[chunk.experiment]
         data = self.datasets[experiment.dataset]
         n, m = data["n"], data["m"]
@@ -111,8 +112,8 @@ class Plan:
         runs = chunk.runs
         estimate = resources.chunk_resources([experiment.cases[c] for c, _, _ in runs], n=n, m=m, rank=rank,
                                              widths=[w for _, w, _ in runs],
-                                             condition_number=data.get("condition_number", 1.0))
-        estimate.update(experiment.resources)
+                                             ratio=resources.stiffness_ratio(data), attempt=attempt)
+        estimate.update({key: attempt * value for key, value in experiment.resources.items()})
         return estimate
 
 

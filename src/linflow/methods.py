@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import kernels, stiff
+from . import kernels, resources, stiff
 from . import parameters as P
 from .sgd import BatchStream, sgd, sgd_explicit
 from .state import CompressedInit
@@ -90,14 +90,6 @@ class Method:
 #: Flow integrators: (problem, state, target, max_time, rtol, atol, per_decade) -> Trajectory.
 FLOW_SOLVERS = {"dop853": kernels.flow, "bdf": stiff.flow_bdf}
 
-#: ``auto`` integrates with BDF from this stiffness ratio ``lam_1 / lam_r`` on (measured crossover
-#: with DOP853: ~900 at m + r = 51; docs/solvers.md) ...
-STIFF_RATIO = 1000.0
-#: ... when DOP853 would need more than this many steps to reach ``max_time`` (its step is held
-#: below ~3 / speed, ``speed`` the record grid's estimate of the fastest rate): a short horizon
-#: keeps the explicit method cheap whatever the stiffness.
-STIFF_MIN_STEPS = 10_000
-
 #: BDF's tolerances relative to the ``rtol``, ``atol`` settings: at a tenth of DOP853's
 #: tolerances it meets the same accuracy (docs/solvers.md, the accuracy contract).
 BDF_TOLERANCE_FACTOR = 0.1
@@ -105,11 +97,13 @@ BDF_TOLERANCE_FACTOR = 0.1
 
 def choose_solver(setting: str, problem: ReducedProblem, state: CompressedInit, max_time: float) -> str:
     """The flow integrator for the ``solver`` setting: ``auto`` takes BDF on stiff data
-    (``lam_1 / lam_r >= STIFF_RATIO``) over a long horizon, DOP853 otherwise."""
+    (``lam_1 / lam_r >= resources.STIFF_RATIO``) over a long horizon (DOP853 would need more than
+    ``resources.STIFF_MIN_STEPS`` steps to reach ``max_time``), DOP853 otherwise."""
     if setting != "auto":
         return setting
     steps = max_time * kernels.fastest_rate(problem, state.Zc) / 3.0
-    return "bdf" if problem.lam_1 / problem.lam_r >= STIFF_RATIO and steps >= STIFF_MIN_STEPS else "dop853"
+    stiff_data = problem.lam_1 / problem.lam_r >= resources.STIFF_RATIO
+    return "bdf" if stiff_data and steps >= resources.STIFF_MIN_STEPS else "dop853"
 
 
 def _flow(run: Run) -> kernels.Trajectory:

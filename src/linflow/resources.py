@@ -101,12 +101,46 @@ def check_fits(needed: int, what: str, available: int | None = None) -> None:
         raise ValueError(f"{what} needs about {needed:.3g} bytes, more than the {available:.3g} bytes available")
 
 
-def run_seconds(params: dict, *, n: int, m: int, rank: int, width: int, condition_number: float = 1.0) -> float:
+#: ``solver: auto`` integrates with BDF from this stiffness ratio ``lam_1 / lam_r`` on (the
+#: measured crossover with DOP853 is ~900 at m + r = 51; docs/solvers.md) ...
+STIFF_RATIO = 1000.0
+#: ... when DOP853 would need more than this many steps to reach ``max_time`` (its step is held
+#: below ~3 / (fastest rate)): over a short horizon the explicit method stays cheap.
+STIFF_MIN_STEPS = 10_000
+
+
+def stiffness_ratio(data: dict) -> float:
+    """``lam_1 / lam_r`` of a synthetic dataset, known before it is generated.
+
+    ``conditioned``: ``condition_number^2`` exactly; ``orthonormal_rows`` and ``factorization``: 1;
+    ``gaussian`` (iid entries): the Marchenko-Pastur edges ``((1 + sqrt(q)) / (1 - sqrt(q)))^2``,
+    ``q = min(N, n) / max(N, n)`` (capped at 10^6 for square data, whose smallest singular value
+    has no positive edge).
+    """
+    kind = data.get("kind")
+    if kind == "conditioned":
+        return float(data.get("condition_number", P.default("condition_number"))) ** 2
+    if kind == "gaussian":
+        q = min(data["N"], data["n"]) / max(data["N"], data["n"])
+        return min(((1 + math.sqrt(q)) / (1 - math.sqrt(q))) ** 2, 1e6) if q < 1 else 1e6
+    return 1.0
+
+
+def flow_solver(setting: str, ratio: float) -> str:
+    """The integrator ``solver: auto`` is expected to take on data of stiffness ``ratio``."""
+    return setting if setting != "auto" else "bdf" if ratio >= STIFF_RATIO else "dop853"
+
+
+def run_seconds(params: dict, *, n: int, m: int, rank: int, width: int, ratio: float = 1.0) -> float:
     """Generous wall-time estimate of one run (for Slurm's time limit), in seconds.
 
-    Flow: 2 s (a run of the Fig. 7 setting takes ~0.15 s) plus 0.1 s per unit of the data's
-    condition number (stiffness: kappa = 100 took ~8 s), plus the compression of explicit
-    weights; gradient descent and SGD: ``max_steps`` steps at ~30 us per step per 100 state rows.
+    Flow, from the solver and the stiffness ``ratio = lam_1 / lam_r`` (measured at m + r = 51,
+    docs/solvers.md): DOP853's steps are held to ~3 / lam_1 over a run of ~30 / lam_r, so
+    ~3.5e-4 s per unit of the ratio (kappa^2 of X: 3.3 s at lam_1 / lam_r = 10^4); BDF's steps
+    grow with the log of the ratio (0.12 s at 1, 0.96 s at 10^8), plus its preconditioner
+    setups (an (r m)^3 factorization each). Both scale with the state, ``(m + r)^2``. Three
+    times that plus 2 s, plus the compression of explicit weights. Gradient descent and SGD:
+    ``max_steps`` steps at ~30 us per step per 100 state rows.
     """
     k = m + rank
     wishart = uses_wishart(params.get("sampling", "auto"), width,
@@ -114,7 +148,13 @@ def run_seconds(params: dict, *, n: int, m: int, rank: int, width: int, conditio
     explicit = 0.0 if wishart else 2e-9 * width * (n + m) * k
     method = params["method"]
     if method in P.FLOW_METHODS:
-        return 2.0 + 0.1 * condition_number + explicit
+        state = max(1.0, (k / 51.0) ** 2)
+        decades = math.log10(max(ratio, 1.0))
+        if flow_solver(params.get("solver", P.default("solver")), ratio) == "bdf":
+            model = (0.15 + 0.1 * decades) * state + 1e-9 * (rank * m) ** 3 * (50 + 25 * decades)
+        else:
+            model = (0.05 + 3.5e-4 * ratio) * state
+        return 2.0 + 3.0 * model + explicit
     per_step = 3e-5 * max(1.0, k / 100.0)
     if method in P.EXPLICIT_METHODS:
         per_step += 4e-9 * width * (n + m)
@@ -122,10 +162,10 @@ def run_seconds(params: dict, *, n: int, m: int, rank: int, width: int, conditio
 
 
 def chunk_resources(run_params: list[dict], *, n: int, m: int, rank: int, widths: list[int],
-                    condition_number: float = 1.0) -> dict:
-    """``mem_mb`` and ``runtime`` (minutes) of a chunk whose runs go one after another."""
+                    ratio: float = 1.0, attempt: int = 1) -> dict:
+    """``mem_mb`` and ``runtime`` (minutes) of a chunk whose runs go one after another; a
+    retried job (Snakemake's ``attempt``) gets ``attempt`` times as much of both."""
     memory = max(run_memory_bytes(p, n=n, m=m, rank=rank, width=w) for p, w in zip(run_params, widths))
-    seconds = sum(run_seconds(p, n=n, m=m, rank=rank, width=w, condition_number=condition_number)
-                  for p, w in zip(run_params, widths))
-    return {"mem_mb": int(math.ceil((PROCESS_BYTES + memory) / 1e6)), "runtime": int(math.ceil(5 + seconds / 60))}
-
+    seconds = sum(run_seconds(p, n=n, m=m, rank=rank, width=w, ratio=ratio) for p, w in zip(run_params, widths))
+    return {"mem_mb": attempt * int(math.ceil((PROCESS_BYTES + memory) / 1e6)),
+            "runtime": attempt * int(math.ceil(5 + seconds / 60))}

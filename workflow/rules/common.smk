@@ -100,12 +100,12 @@ def chunk_dataset(wildcards):
     return dataset_path(PLAN.experiments[wildcards.experiment].dataset)
 
 
-def chunk_mem_mb(wildcards):
-    return PLAN.chunk_resources(_chunk(wildcards))["mem_mb"]
+def chunk_mem_mb(wildcards, attempt):
+    return PLAN.chunk_resources(_chunk(wildcards), attempt)["mem_mb"]
 
 
-def chunk_runtime(wildcards):
-    return PLAN.chunk_resources(_chunk(wildcards))["runtime"]
+def chunk_runtime(wildcards, attempt):
+    return PLAN.chunk_resources(_chunk(wildcards), attempt)["runtime"]
 
 
 def figure_category(wildcards):
