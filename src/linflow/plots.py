@@ -448,6 +448,7 @@ def fig_conditioning(paths, plt, sns):
         "Theorem 3 rate": lambda s, _: s["rate_thm3_0"].values,
         f"measured {DISTANCE_FRO}": lambda s, _: s["final_distance_fro"].values,
         f"Theorem 12 bound on {DISTANCE_OP}": lambda s, _: s["theorem12_bound"].values,
+        "solver": lambda s, _: s["solver"].values if "solver" in s else np.full(s.sizes["run"], ""),
     })
     bound = f"Theorem 12 bound on {DISTANCE_OP}"
     widths = sorted(set(data["width"]))
@@ -472,8 +473,12 @@ def fig_conditioning(paths, plt, sns):
             axes[0][1].annotate("bound = ∞", xy=(kappa, 1.0), xycoords=("data", "axes fraction"),
                                 xytext=(0, -22), textcoords="offset points", ha="center", fontsize=7,
                                 color="#B2182B", arrowprops=dict(arrowstyle="->", color="#B2182B", lw=0.8))
+    implicit = sorted(set(data.loc[data["solver"] == "bdf", "kappa"]))
     for ax in axes[0]:
         ax.set(xscale="log", yscale="log", xlabel=r"condition number $\kappa = s_1 / s_r$ of $X$")
+        if implicit:  # where the runs were integrated with BDF instead of DOP853 (solver: auto)
+            ax.axvspan(implicit[0] / 1.5, max(data["kappa"]) * 1.5, color="0.92", zorder=0, lw=0)
+            ax.text(implicit[0] / 1.4, 0.02, "BDF", transform=ax.get_xaxis_transform(), fontsize=7, color="0.35")
     axes[0][0].set(ylabel=f"rate ({RATE_UNITS})", title="Convergence rate and its lower bounds")
     axes[0][1].set(ylabel="distance to the min-norm solution", title="Distance to the min-norm solution")
     handles, labels = [], []

@@ -49,7 +49,10 @@ class Linearization:
         m, V, U1 = self.m, self.V, self.U1
         dV, dU1 = dZ[:m], dZ[m:]
         dM = -self.s2 * (dU1 @ V.T + U1 @ dV.T)
-        return self.A @ dZ + np.vstack([dM.T @ U1, dM @ V])
+        out = self.A @ dZ
+        out[:m] += dM.T @ U1
+        out[m:] += dM @ V
+        return out
 
     def factor(self, gamma: float) -> None:
         """Factor ``I - gamma J``: ``B = I - gamma A(E)`` and the Woodbury system ``I - gamma T``.
@@ -68,6 +71,7 @@ class Linearization:
              + np.einsum("ai,bj->abij", Guu, B11) + np.einsum("aj,bi->abij", P, B12))
         T *= -self.s2[:, :, None, None]
         self.gamma, self.Binv = gamma, Binv
+        self.gBinv_V, self.gBinv_U = gamma * Binv[:, :m], gamma * Binv[:, m:]  # column blocks, times gamma
         # the exact inverse of I - gamma T; a preconditioner solve is then three small products
         self.woodbury = np.linalg.inv(np.eye(r * m) - gamma * T.reshape(r * m, r * m))
 
@@ -80,9 +84,9 @@ class Linearization:
         y = Binv @ b
         D0 = -self.s2 * (y[m:] @ V.T + U1 @ y[:m].T)
         D = (self.woodbury @ D0.ravel()).reshape(D0.shape)
-        # B^-1 Q(D) = B^-1[:, :m] D^T U1 + B^-1[:, m:] D V
-        y += (self.gamma * (Binv[:, :m] @ D.T)) @ U1
-        y += (self.gamma * (Binv[:, m:] @ D)) @ V
+        # gamma B^-1 Q(D) = gamma B^-1[:, :m] D^T U1 + gamma B^-1[:, m:] D V
+        y += (self.gBinv_V @ D.T) @ U1
+        y += (self.gBinv_U @ D) @ V
         return y
 
 
