@@ -125,6 +125,23 @@ def test_an_infinite_theorem12_bound_is_annotated(smoke_repo, tmp_path):
         assert kind == "tightness" or any("κ = 10" in note for note in notes), notes
 
 
+def test_the_stiff_solver_runs_end_to_end_and_the_conditioning_figure_marks_it(smoke_repo):
+    """conditioning_10 is integrated with BDF (solver: bdf), conditioning_1 with DOP853 (auto):
+    the summaries carry the solver and its counts, and the figure shades the BDF range."""
+    paths = [smoke_repo / "results" / name / "summary.nc" for name in ("conditioning_1", "conditioning_10")]
+    dop, bdf = (xr.open_dataset(path).load() for path in paths)
+    assert set(dop["solver"].values.ravel()) == {"dop853"} and np.isnan(dop["n_steps"].values).all()
+    assert set(bdf["solver"].values.ravel()) == {"bdf"} and (bdf["n_precond_setups"].values > 0).all()
+    assert (bdf["status"].values == "converged").all()
+    plt, fig, texts = draw("conditioning", paths)
+    try:
+        assert "integrated with BDF (solver auto)" in [t.get_text() for t in texts]
+        shaded = [p for ax in fig.axes for p in ax.patches if p.get_facecolor()[:3] == (0.92, 0.92, 0.92)]
+        assert len(shaded) == 2  # one band per panel
+    finally:
+        plt.close(fig)
+
+
 def test_second_run_has_nothing_to_do(smoke_repo):
     assert scheduled_jobs(smoke_repo) == Counter()
 

@@ -478,7 +478,6 @@ def fig_conditioning(paths, plt, sns):
         ax.set(xscale="log", yscale="log", xlabel=r"condition number $\kappa = s_1 / s_r$ of $X$")
         if implicit:  # where the runs were integrated with BDF instead of DOP853 (solver: auto)
             ax.axvspan(implicit[0] / 1.5, max(data["kappa"]) * 1.5, color="0.92", zorder=0, lw=0)
-            ax.text(implicit[0] / 1.4, 0.02, "BDF", transform=ax.get_xaxis_transform(), fontsize=7, color="0.35")
     axes[0][0].set(ylabel=f"rate ({RATE_UNITS})", title="Convergence rate and its lower bounds")
     axes[0][1].set(ylabel="distance to the min-norm solution", title="Distance to the min-norm solution")
     handles, labels = [], []
@@ -489,6 +488,11 @@ def fig_conditioning(paths, plt, sns):
                 handles.append(handle)
                 labels.append(label)
         ax.get_legend().remove()
+    if implicit:
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color="0.92"))
+        labels.append("integrated with BDF (solver auto)")
     _legend_below(fig, handles, labels, 3)
     return fig
 
