@@ -181,3 +181,42 @@ def test_each_run_draws_its_initialization_from_its_own_stream(dataset, chunk):
         run = record.open_run(batch.run_path(folder / "runs", "gauss", 40, seed))
         expected = np.linalg.norm((problem.Phi1.T @ U0) @ V0.T)  # ||U1(0) V(0)^T||_F
         assert float(run["end_to_end0_fro"]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_widths_and_seeds_beyond_int32_run_and_are_recorded(dataset, tmp_path):
+    """Classic netCDF has no int64 attributes: a width of 10^10 or a seed of 2^33 used to take the
+    whole chunk down while its record was written."""
+    config = json.loads(json.dumps(CONFIG))
+    config["experiments"]["e"].update(widths=[1000, 10**10], seeds=[0, 2**33],
+                                      cases={"w": {"init": "gaussian", "alpha": 0.5, "sampling": "wishart"}})
+    plan = grid.plan(config)
+    for chunk in plan.experiments["e"].chunks:
+        folder = tmp_path / chunk.id
+        proc = run_cli("chunk", "--dataset", dataset, "--spec", json.dumps(plan.chunk_spec(chunk)),
+                       "--runs-dir", folder / "runs", "--table", folder / "table.nc")
+        assert proc.returncode == 0, proc.stderr
+        table = record.open_table(folder / "table.nc")
+        assert set(table["status"].values) == {"converged"}, table["status_message"].values
+        for case, width, seed in chunk.runs:
+            ds = record.open_run(batch.run_path(folder / "runs", case, width, seed))
+            assert (int(ds.attrs["width"]), int(ds.attrs["seed"])) == (width, seed)
+            assert ds["status"].item() == "converged"
+        assert sorted(table["seed"].values.tolist()) == sorted(seed for _, _, seed in chunk.runs)
+
+
+def test_an_error_while_writing_a_run_is_that_runs_failure(dataset, tmp_path, monkeypatch):
+    plan = grid.plan(CONFIG)
+    (only,) = plan.experiments["e"].chunks
+    write = record.write_run
+
+    def failing_for_gauss_seed_1(ds, path, **kwargs):
+        if ds.attrs.get("case") == "gauss" and int(ds.attrs.get("seed", -1)) == 1 and ds["status"].item() != "failed":
+            raise OSError("disk full (simulated)")
+        return write(ds, path, **kwargs)
+
+    monkeypatch.setattr(record, "write_run", failing_for_gauss_seed_1)
+    table = batch.run_chunk(dataset, plan.chunk_spec(only), tmp_path / "runs", tmp_path / "table.nc", log=lambda _: None)
+    status = dict(zip(zip(table["case"].values, table["seed"].values), table["status"].values))
+    assert status[("gauss", 1)] == "failed" and status[("gauss", 0)] == status[("gauss", 2)] == "converged"
+    failed = record.open_run(batch.run_path(tmp_path / "runs", "gauss", 40, 1))
+    assert "disk full (simulated)" in failed.attrs["status_message"]

@@ -124,16 +124,17 @@ def run_chunk(dataset_path, spec: dict, runs_dir, table_path, *, log=None, overw
     rows, clock = [], time.perf_counter()
     for i, ((case, seed), path) in enumerate(zip(runs, paths), start=1):
         start = time.perf_counter()
-        try:
+        try:  # writing the record is part of the run: its failure is this run's failure
             ds = run_one(reductions, experiment=experiment, case=case, width=width, seed=seed,
                          params=spec["cases"][case], entropy=entropy, dataset_attrs=dataset_attrs,
                          available_memory=available_memory)
+            record.write_run(ds, path)
         except Exception as exc:  # a bad run never costs its neighbours
             traceback.print_exc(file=sys.stderr)
             ds = failed_run(f"{type(exc).__name__}: {exc}", reductions=reductions, experiment=experiment, case=case,
                             width=width, seed=seed, params=spec["cases"][case], entropy=entropy,
                             wall_time=time.perf_counter() - start)
-        record.write_run(ds, path)
+            record.write_run(ds, path)
         rows.append(record.table_row(ds, path))
         elapsed = time.perf_counter() - clock
         eta = elapsed / i * (len(runs) - i)

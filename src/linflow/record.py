@@ -371,7 +371,21 @@ def write_run(ds: xr.Dataset, path, *, overwrite: bool = True) -> Path:
     """Write a run record (classic netCDF, see the module docstring). NaN marks missing values
     itself, so no ``_FillValue`` attributes (24 bytes per variable)."""
     encoding = {name: {"_FillValue": None} for name, var in ds.variables.items() if var.dtype.kind == "f"}
-    return write_netcdf(ds, path, overwrite=overwrite, format=RUN_FORMAT, encoding=encoding)
+    return write_netcdf(ds.assign_attrs(_classic_attrs(ds.attrs)), path, overwrite=overwrite, format=RUN_FORMAT,
+                        encoding=encoding)
+
+
+INT32 = (-(2**31), 2**31 - 1)
+
+
+def _classic_attrs(attrs: dict) -> dict:
+    """Classic netCDF has no 64-bit integer attributes: an integer outside int32 (a width of
+    10^10, a seed of 2^40) is written as its decimal string, exact; ``int()`` reads either."""
+    def fits(value):
+        return isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or (
+            INT32[0] <= value <= INT32[1])
+
+    return {key: value if fits(value) else str(int(value)) for key, value in attrs.items()}
 
 
 def open_run(path) -> xr.Dataset:
