@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import inspect
 import subprocess
 import sys
@@ -190,3 +191,40 @@ def test_job_parameters_hold_exactly_what_the_job_uses():
     assert "max_steps" not in flow_case and "step" not in flow_case
     explicit_case = plan.experiments["implicit_bias"].cases["alpha0.50"]
     assert "wishart_min_width" not in explicit_case
+
+
+INTEGER_PLAN = {"seed_entropy": 1, "datasets": {"d": {"kind": "gaussian", "n": 10, "N": 5, "m": 1}},
+                "experiments": {"e": {"dataset": "d", "cases": {"c": {"init": "gaussian", "alpha": 0.5}},
+                                      "widths": [30, 100], "seeds": 2, "simulation": {"method": "flow"}}}}
+
+
+@pytest.mark.parametrize("change,same_as", [
+    (dict(seeds=2.0), dict(seeds=2)),
+    (dict(seeds=[0, 1.0]), dict(seeds=[0, 1])),
+    (dict(widths=[30.0, 100]), dict(widths=[30, 100])),
+    (dict(widths=[1e10]), dict(widths=[10**10])),
+    (dict(widths={"logspace": [1, 2], "num": 3.0}), dict(widths={"logspace": [1, 2], "num": 3})),
+])
+def test_integers_written_as_floats_plan_like_integers(change, same_as):
+    """YAML reads 2.0 and 1e10 as floats: they used to crash planning (TypeError) or name a chunk
+    h30.0_b0 that no rule matches."""
+    def chunks(update):
+        config = copy.deepcopy(INTEGER_PLAN)
+        config["experiments"]["e"].update(update)
+        plan = grid.plan(config)
+        return [(c.id, grid.canonical(plan.chunk_spec(c))) for c in plan.experiments["e"].chunks]
+
+    assert chunks(change) == chunks(same_as)
+
+
+@pytest.mark.parametrize("change,words", [
+    (dict(seeds=2.5), "experiments.e.seeds: expected a positive count"),
+    (dict(seeds=[0, 1.5]), "experiments.e.seeds[1]: expected a non-negative integer seed"),
+    (dict(widths=[30.5, 100]), "experiments.e.widths[0]: expected a positive integer width"),
+    (dict(widths={"logspace": [1, 2], "num": 2.5}), "experiments.e.widths.num: expected a positive integer"),
+])
+def test_non_integer_counts_widths_and_seeds_are_refused_by_key(change, words):
+    config = copy.deepcopy(INTEGER_PLAN)
+    config["experiments"]["e"].update(change)
+    with pytest.raises(grid.ConfigError, match=re.escape(words)):
+        grid.plan(config)

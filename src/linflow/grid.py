@@ -20,6 +20,7 @@ Pure Python: the Snakefile imports it to plan jobs.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 from . import parameters as P
@@ -122,6 +123,14 @@ def canonical(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def _integer(value, where: str, what: str = "an integer"):
+    """``value`` as an int: integers written as floats (``2.0``, ``1e10``, as YAML reads them) are
+    converted; anything else is a :class:`ConfigError` naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
+        raise ConfigError(f"{where}: expected {what}, got {value!r}")
+    return int(value)
+
+
 def _values(spec, where: str, parameter: P.Parameter | None = None) -> list:
     """A list, or ``{linspace|logspace: [a, b], num: k}`` (logspace: 10^a .. 10^b)."""
     if isinstance(spec, list):
@@ -129,7 +138,7 @@ def _values(spec, where: str, parameter: P.Parameter | None = None) -> list:
     else:
         (kind,) = (key for key in spec if key != "num")
         lo, hi = spec[kind]
-        num = spec["num"]
+        num = _integer(spec["num"], f"{where}.num", "a positive integer")
         if num == 1:
             values = [lo if kind == "linspace" else 10.0**lo]
         else:
@@ -154,7 +163,8 @@ def expand_widths(spec, where: str) -> tuple[int, ...]:
             raise ConfigError(f"{where}: widths {duplicates} appear twice after rounding to integers; "
                               f"use fewer points or a wider range")
     else:
-        widths = _values(spec, where)
+        widths = [_integer(w, f"{where}[{i}]", "a positive integer width") for i, w in enumerate(spec)]
+        widths = _values(widths, where)
     if any(w < 1 for w in widths):
         raise ConfigError(f"{where}: widths must be positive integers, got {widths}")
     return tuple(sorted(widths))
@@ -162,8 +172,12 @@ def expand_widths(spec, where: str) -> tuple[int, ...]:
 
 def expand_seeds(spec, where: str) -> tuple[int, ...]:
     """Seed values from a count (``0 .. count - 1``) or a list of distinct non-negative integers."""
-    seeds = list(range(spec)) if isinstance(spec, int) else _values(spec, where)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+    if isinstance(spec, list):
+        seeds = _values([_integer(s, f"{where}[{i}]", "a non-negative integer seed") for i, s in enumerate(spec)],
+                        where)
+    else:
+        seeds = list(range(_integer(spec, where, "a positive count of seeds or a list of seed values")))
+    if not seeds or any(s < 0 for s in seeds):
         raise ConfigError(f"{where}: seeds must be a positive count or a list of non-negative integers")
     return tuple(sorted(seeds))
 
