@@ -228,3 +228,41 @@ def test_non_integer_counts_widths_and_seeds_are_refused_by_key(change, words):
     config["experiments"]["e"].update(change)
     with pytest.raises(grid.ConfigError, match=re.escape(words)):
         grid.plan(config)
+
+
+@pytest.mark.parametrize("cases,simulation,widths,words", [
+    ({"c": {"init": "gaussian", "alpha": 0.5}}, {"method": "sgd", "step": 0.1, "batch_size": 50}, [30],
+     "experiments.e.cases.c.batch_size: 50 rows per batch, but the dataset has N = 5 rows"),
+    ({"c": {"init": "gaussian", "alpha": 0.5, "sampling": "wishart"}}, {"method": "gd_explicit", "step": 0.1}, [30],
+     "experiments.e.cases.c.sampling: method 'gd_explicit' updates explicit weights"),
+    ({"c": {"init": "gaussian", "alpha": 0.5, "wishart_min_width": 50}}, {"method": "sgd_explicit", "step": 0.1,
+                                                                          "batch_size": 2}, [30, 100],
+     "'auto' sampling does not draw at width 100"),
+    ({"c": {"init": "gaussian", "alpha": 0.5, "sampling": "wishart"}}, {"method": "flow"}, [3, 30],
+     "experiments.e.cases.c.sampling: 'wishart' needs width >= m + r = 6, but widths has 3"),
+])
+def test_experiments_whose_runs_must_all_fail_are_refused_at_planning(cases, simulation, widths, words):
+    config = copy.deepcopy(INTEGER_PLAN)
+    config["experiments"]["e"].update(cases=cases, simulation=simulation, widths=widths)
+    with pytest.raises(grid.ConfigError, match=re.escape(words)):
+        grid.plan(config)
+    config["experiments"]["e"]["cases"]["c"]["sampling"] = "explicit"  # the same runs from explicit weights plan
+    config["experiments"]["e"]["cases"]["c"].pop("wishart_min_width", None)
+    if simulation.get("batch_size", 0) <= 5:
+        grid.plan(config)
+
+
+def test_every_shipped_config_still_plans():
+    """Every config the repository ships: config.yaml, the overlays of config/ merged onto it (as
+    --configfile does), and the tests' own configs (each replaces config.yaml in its test)."""
+    def merged(base, overlay):
+        out = dict(base)
+        for key, value in overlay.items():
+            out[key] = merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        return out
+
+    for path in sorted((REPO / "config").glob("*.yaml")):
+        grid.plan(merged(CONFIG, yaml.safe_load(path.read_text())))
+    for path in sorted((REPO / "tests" / "config").glob("*.yaml")):
+        grid.plan(yaml.safe_load(path.read_text()))
+    grid.plan(CONFIG)

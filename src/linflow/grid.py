@@ -232,15 +232,41 @@ def plan_experiment(name: str, spec: dict, datasets: dict) -> Experiment:
                               + " and ".join(f"{k} is one of {', '.join(v)}" for k, v in P.PARAMETERS[key].when.items())
                               + ")")
     chunk_size = P.check("chunk_size", spec.get("chunk_size", P.default("chunk_size")), f"{where}.chunk_size")
+    widths = expand_widths(spec["widths"], f"{where}.widths")
+    _refuse_impossible_runs(where, cases, widths, datasets[spec["dataset"]])
     return Experiment(
         name=name,
         dataset=spec["dataset"],
         cases=cases,
-        widths=expand_widths(spec["widths"], f"{where}.widths"),
+        widths=widths,
         seeds=expand_seeds(spec["seeds"], f"{where}.seeds"),
         chunk_size=chunk_size,
         resources=dict(spec.get("resources", {})),
     )
+
+
+def _refuse_impossible_runs(where: str, cases: dict, widths: tuple, data: dict) -> None:
+    """Refuse, naming the key, a case whose every run would fail: mini-batches larger than the
+    data, an explicit-weights method on Wishart-sampled (weightless) initializations, and
+    Wishart sampling below width m + r."""
+    n, m = data["n"], data["m"]
+    N = data.get("N", n)  # factorization data: X = I_n
+    k = m + min(N, n)  # m + rank: synthetic data have full rank
+    for case, params in cases.items():
+        here = f"{where}.cases.{case}"
+        if params.get("batch_size", 0) > N:
+            raise ConfigError(f"{here}.batch_size: {params['batch_size']} rows per batch, but the dataset has "
+                              f"N = {N} rows; expected an integer in [1, {N}]")
+        for width in widths:
+            try:
+                wishart = resources.uses_wishart(params["sampling"], width,
+                                                 params.get("wishart_min_width", P.default("wishart_min_width")), k)
+            except ValueError:
+                raise ConfigError(f"{here}.sampling: 'wishart' needs width >= m + r = {k}, but widths has {width}; "
+                                  f"use explicit or auto, or widths >= {k}") from None
+            if wishart and params["method"] in P.EXPLICIT_METHODS:
+                raise ConfigError(f"{here}.sampling: method {params['method']!r} updates explicit weights, which "
+                                  f"{params['sampling']!r} sampling does not draw at width {width}; use explicit")
 
 
 def plan(config: dict) -> Plan:
