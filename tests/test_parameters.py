@@ -266,3 +266,29 @@ def test_every_shipped_config_still_plans():
     for path in sorted((REPO / "tests" / "config").glob("*.yaml")):
         grid.plan(yaml.safe_load(path.read_text()))
     grid.plan(CONFIG)
+
+
+@pytest.mark.parametrize("block,change", [
+    ("cases", lambda c: c["experiments"]["e"]["cases"].update(C={"init": "gaussian", "alpha": 0.4})),
+    ("experiments", lambda c: c["experiments"].update(E=copy.deepcopy(c["experiments"]["e"]))),
+    ("datasets", lambda c: c["datasets"].update(D=dict(c["datasets"]["d"]))),
+])
+def test_names_differing_only_in_letter_case_are_refused(block, change):
+    config = copy.deepcopy(INTEGER_PLAN)
+    change(config)
+    with pytest.raises(grid.ConfigError, match="differ only in letter case"):
+        grid.plan(config)
+
+
+def test_a_plan_builds_each_experiments_chunks_once_and_finds_a_chunk_by_its_id():
+    """Snakemake asks for a chunk once per job: a scan of the chunk list each time made planning
+    quadratic in the number of jobs."""
+    config = copy.deepcopy(INTEGER_PLAN)
+    config["experiments"]["e"].update(widths=list(range(10, 60)), seeds=40, chunk_size=4)
+    plan = grid.plan(config)
+    experiment = plan.experiments["e"]
+    assert experiment.chunks is experiment.chunks and len(experiment.chunks) == 500
+    for chunk in experiment.chunks[::37]:
+        assert plan.chunk("e", chunk.id) is chunk
+    with pytest.raises(KeyError, match="no chunk 'h7_b0'"):
+        plan.chunk("e", "h7_b0")

@@ -365,3 +365,10 @@ def test_every_method_has_one_table_entry_and_simulate_dispatches_through_it(rng
     monkeypatch.setitem(methods.METHODS, "gd", dataclasses.replace(entry, run=spy))
     ds = linflow.simulate(X, Y, U0, V0, method="gd", step=0.05, max_steps=10)
     assert calls == [0.05] and json.loads(ds.attrs["parameters"])["method"] == "gd"
+
+
+def test_simulate_without_weights_names_what_is_missing_for_every_output_scale(rng):
+    X, Y = data.make_dataset("gaussian", n=8, N=5, m=1, noise=0.01, rng=rng)
+    for output_scale in ("none", "inverse_sqrt_mh", 0.5):
+        with pytest.raises(ValueError, match="pass explicit weights U0"):
+            linflow.simulate(X, Y, method="flow", output_scale=output_scale)

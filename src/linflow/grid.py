@@ -19,6 +19,7 @@ Pure Python: the Snakefile imports it to plan jobs.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -65,13 +66,18 @@ class Experiment:
     def seeds_per_chunk(self) -> int:
         return max(1, self.chunk_size // len(self.cases))
 
-    @property
+    @functools.cached_property
     def chunks(self) -> list[Chunk]:
+        """The experiment's jobs (computed once: planning asks for them once per job)."""
         blocks: dict[int, list[int]] = {}
         for seed in self.seeds:
             blocks.setdefault(seed // self.seeds_per_chunk, []).append(seed)
         return [Chunk(self.name, block, width, tuple(seeds), tuple(self.cases))
                 for width in self.widths for block, seeds in sorted(blocks.items())]
+
+    @functools.cached_property
+    def chunk_index(self) -> dict[str, Chunk]:
+        return {chunk.id: chunk for chunk in self.chunks}
 
     @property
     def n_runs(self) -> int:
@@ -86,10 +92,10 @@ class Plan:
     figures: dict[str, dict]
 
     def chunk(self, experiment: str, chunk_id: str) -> Chunk:
-        for chunk in self.experiments[experiment].chunks:
-            if chunk.id == chunk_id:
-                return chunk
-        raise KeyError(f"experiment {experiment!r} has no chunk {chunk_id!r}")
+        try:
+            return self.experiments[experiment].chunk_index[chunk_id]
+        except KeyError:
+            raise KeyError(f"experiment {experiment!r} has no chunk {chunk_id!r}") from None
 
     def chunk_spec(self, chunk: Chunk) -> dict:
         """Everything the chunk's job uses: its runs and their resolved parameters."""
@@ -209,6 +215,17 @@ def expand_cases(cases: dict, where: str) -> dict[str, dict]:
     return expanded
 
 
+def _refuse_case_insensitive_clashes(names, where: str) -> None:
+    """Names become file and folder names: two that differ only in letter case would be one
+    file on a case-insensitive file system (macOS, Windows), so one run would overwrite another."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.casefold(), name)
+        if other != name:
+            raise ConfigError(f"{where}: {other!r} and {name!r} differ only in letter case; they would be the "
+                              f"same file on a case-insensitive file system: rename one")
+
+
 def plan_experiment(name: str, spec: dict, datasets: dict) -> Experiment:
     where = f"experiments.{name}"
     if spec["dataset"] not in datasets:
@@ -219,7 +236,9 @@ def plan_experiment(name: str, spec: dict, datasets: dict) -> Experiment:
     inherited = frozenset(simulation) | frozenset(experiment_level)
     cases = {}
     applied = set()
-    for case, case_spec in expand_cases(spec["cases"], f"{where}.cases").items():
+    expanded = expand_cases(spec["cases"], f"{where}.cases")
+    _refuse_case_insensitive_clashes(expanded, f"{where}.cases")
+    for case, case_spec in expanded.items():
         if "method" in case_spec:
             raise ConfigError(f"{where}.cases.{case}: method is set per experiment (simulation.method)")
         given = {**experiment_level, **simulation, **case_spec}
@@ -273,6 +292,8 @@ def plan(config: dict) -> Plan:
     """Resolve a workflow config (validated against the schema) into its plan."""
     datasets = {name: P.resolve(spec, P.DATASET_PARAMETERS, where=f"datasets.{name}")
                 for name, spec in config["datasets"].items()}
+    for block in ("datasets", "experiments", "figures"):
+        _refuse_case_insensitive_clashes(config.get(block, {}), block)
     experiments = {name: plan_experiment(name, spec, datasets) for name, spec in config["experiments"].items()}
     figures = dict(config.get("figures", {}))
     for name, figure in figures.items():
