@@ -102,7 +102,8 @@ def case_label(params: dict, name: str = "") -> str:
     alpha, a, b = number("alpha"), number("a"), number("b")
     if init in ("gaussian", "invariant") and alpha is not None:
         prefix = "invariant set, " if init == "invariant" else ""
-        return f"{prefix}α = {alpha:.2f}"
+        # two decimals where they are exact (0.50), all digits otherwise: 0.375 is not 0.38
+        return f"{prefix}α = {alpha:.2f}" if round(alpha, 2) == alpha else f"{prefix}α = {_fmt(alpha)}"
     if init == "scaled" and a is not None and b is not None:
         return f"a = {_fmt(a)}, b = {_fmt(b)}"
     if init == "balanced":
@@ -118,10 +119,21 @@ def _run_case_label(ds) -> str:
     return case_label(_run_params(ds), str(ds.attrs.get("case", "")))
 
 
+#: Case coordinates that :func:`case_label` already writes, or that do not tell cases apart in words.
+_LABELLED = ("init", "alpha", "a", "b", "sampling", "wishart_min_width")
+
+
 def _summary_case_label(summary, case) -> str:
+    """:func:`case_label`, plus every other case parameter that differs between the summary's
+    cases (e.g. ``step = 0.1``): cases differing only in a simulation setting read differently."""
     params = {name: summary[name].sel(case=case).item() for name in ("init", "alpha", "a", "b")
               if name in summary.coords}
-    return case_label(params, str(case))
+    label = case_label(params, str(case))
+    varying = [name for name, coord in summary.coords.items() if coord.dims == ("case",) and name not in _LABELLED
+               and name != "case" and len({str(v) for v in coord.values}) > 1]
+    extra = [f"{name} = {_fmt(v) if isinstance(v, float) else v}" for name in varying
+             for v in [summary[name].sel(case=case).item()]]
+    return ", ".join([label] + extra)
 
 
 def _method(summary) -> str:
@@ -370,6 +382,8 @@ def _series_labels(summaries) -> list[str]:
     labels = []
     for summary in summaries:
         cases = [_summary_case_label(summary, c) for c in summary["case"].values]
+        if len(set(cases)) < len(cases):  # still alike: the case names tell them apart
+            cases = [f"{label} [{c}]" for label, c in zip(cases, summary["case"].values)]
         labels.append([f"{_method(summary)}, {c}" for c in cases])
     flat = [label for group in labels for label in group]
     if len(set(flat)) < len(flat):
