@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections import Counter
@@ -400,3 +401,32 @@ def test_readme_notebook_example_runs_on_the_smoke_sweep(smoke_repo, monkeypatch
     assert "open_sweep" in code and "assert" in code
     monkeypatch.chdir(smoke_repo)
     exec(compile(code, "README.md", "exec"), {})
+
+
+def test_a_chunk_whose_spec_exceeds_the_command_line_limit_runs(tmp_path):
+    """A chunk holds every case: 520 swept cases make a spec of ~138 KB, past the 128 KiB one
+    command-line argument may have (every job failed with E2BIG when the spec was one). The job
+    plans its own chunk from the config instead, and a changed config is refused, not run."""
+    config = {"seed_entropy": 1, "datasets": {"d": {"kind": "gaussian", "n": 6, "N": 3, "m": 1}},
+              "experiments": {"e": {"dataset": "d", "widths": [10], "seeds": 1,
+                                    "cases": {"a": {"init": "gaussian", "sampling": "wishart",
+                                                    "sweep": {"alpha": {"linspace": [0.26, 0.5], "num": 520}}}},
+                                    "simulation": {"method": "flow", "max_time": 1000.0}}},
+              "figures": {}}
+    repo = copy_repository(tmp_path / "repo")
+    (repo / "config.yaml").write_text(yaml.safe_dump(config))
+    plan = grid.plan(config)
+    (chunk,) = plan.experiments["e"].chunks
+    assert len(grid.canonical(plan.chunk_spec(chunk))) > 128 * 1024
+    snakemake(repo, "--cores", "1", "results/e/chunks/h10_b0.nc")
+    table = record.open_table(repo / "results" / "e" / "chunks" / "h10_b0.nc")
+    assert table.sizes["run"] == 520 and set(table["status"].values) == {"converged"}
+    planned = repo / ".linflow" / "config.json"
+    changed = json.loads(planned.read_text())
+    changed["experiments"]["e"]["simulation"]["max_time"] = 10.0
+    planned.write_text(json.dumps(changed))
+    proc = subprocess.run(
+        [sys.executable, "-m", "linflow", "chunk", "--dataset", str(repo / "data" / "d" / "dataset.nc"), "--plan",
+         str(planned), "--experiment", "e", "--chunk", "h10_b0", "--spec-hash", grid.spec_hash(plan.chunk_spec(chunk)),
+         "--runs-dir", str(tmp_path / "runs"), "--table", str(tmp_path / "t.nc")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "plans differently" in proc.stderr and not (tmp_path / "t.nc").exists()

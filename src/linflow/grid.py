@@ -20,9 +20,12 @@ Pure Python: the Snakefile imports it to plan jobs.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import parameters as P
 from . import resources
@@ -127,6 +130,37 @@ class Plan:
 def canonical(value) -> str:
     """Canonical JSON (sorted keys, no spaces): equal parameters give equal text."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def spec_hash(spec: dict) -> str:
+    """SHA-256 of a chunk spec's canonical JSON (what a job checks it planned)."""
+    return hashlib.sha256(canonical(spec).encode()).hexdigest()
+
+
+def write_plan_config(config: dict, path) -> Path:
+    """Write ``config`` as JSON to ``path`` (atomically, only if its content changed)."""
+    path = Path(path)
+    text = json.dumps(config, sort_keys=True, indent=1, default=str)
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return path
+
+
+def planned_spec(config_path, experiment: str, chunk_id: str, expected_hash: str | None = None) -> dict:
+    """The spec of chunk ``chunk_id`` of ``experiment``, planned from the config file; with
+    ``expected_hash``, refuse a spec that differs from the one the workflow planned."""
+    config = json.loads(Path(config_path).read_text())
+    the_plan = plan(config)
+    if experiment not in the_plan.experiments:
+        raise ConfigError(f"{config_path}: no experiment {experiment!r}; allowed: {', '.join(the_plan.experiments)}")
+    spec = the_plan.chunk_spec(the_plan.chunk(experiment, chunk_id))
+    if expected_hash is not None and spec_hash(spec) != expected_hash:
+        raise ConfigError(f"{config_path}: chunk {experiment}/{chunk_id} plans differently from when the workflow "
+                          f"started (the config changed meanwhile?); rerun snakemake")
+    return spec
 
 
 def _integer(value, where: str, what: str = "an integer"):

@@ -33,6 +33,11 @@ try:
 except ValueError as error:  # a config the schema accepts but that cannot be planned
     raise WorkflowError(f"Invalid config: {error}") from None
 
+# The config as planned, for the simulation jobs: a job plans its own chunk from it (a chunk's
+# spec holds every case and can exceed the 128 KiB a command-line argument may have). One file
+# per working directory, which Snakemake locks; written only when it changes.
+PLAN_CONFIG = grid.write_plan_config(config, Path(".linflow") / "config.json")
+
 
 def code(command):
     """Hash of the linflow modules `linflow <command>` runs (found from its imports): a param,
@@ -92,8 +97,13 @@ def _chunk(wildcards):
 
 
 def chunk_spec(wildcards):
-    """The chunk's runs and their resolved parameters (canonical JSON): what the job uses."""
+    """The chunk's runs and their resolved parameters (canonical JSON): what the job uses. A
+    param, so a change reruns the chunk; the job checks it plans the same (its hash)."""
     return grid.canonical(PLAN.chunk_spec(_chunk(wildcards)))
+
+
+def chunk_spec_hash(wildcards):
+    return grid.spec_hash(PLAN.chunk_spec(_chunk(wildcards)))
 
 
 def chunk_dataset(wildcards):

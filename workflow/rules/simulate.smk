@@ -21,7 +21,9 @@ rule simulate:
         runtime=chunk_runtime,
     params:
         spec=chunk_spec,
+        spec_hash=chunk_spec_hash,
         code=code("chunk"),
     shell:
-        "python -m linflow chunk --dataset {input.dataset} --spec {params.spec:q} "
+        "python -m linflow chunk --dataset {input.dataset} --plan {PLAN_CONFIG:q} "
+        "--experiment {wildcards.experiment} --chunk {wildcards.chunk} --spec-hash {params.spec_hash} "
         "--runs-dir {output.runs} --table {output.table} > {log} 2>&1"
