@@ -38,7 +38,7 @@ def test_editing_a_module_changes_exactly_the_hashes_of_the_stages_that_import_i
     shutil.copytree(SOURCE, copy, ignore=shutil.ignore_patterns("__pycache__"))
     before = {stage: codehash.stage_hash(entry, copy) for stage, entry in STAGES.items()}
     path = codehash.module_file(module, copy)
-    path.write_text(path.read_text() + "\n# edited\n")
+    path.write_text(path.read_text() + "\n_EDITED = 1\n")
     after = {stage: codehash.stage_hash(entry, copy) for stage, entry in STAGES.items()}
     changed = {stage for stage in STAGES if before[stage] != after[stage]}
     importers = {stage for stage, entry in STAGES.items() if module in codehash.stage_modules(entry, copy)}
@@ -146,3 +146,33 @@ def test_what_each_command_imports_at_run_time_is_inside_its_hash(tmp_path):
         hashed = set(codehash.stage_modules(STAGES[stage]))
         assert STAGES[stage] in modules
         assert modules <= hashed, f"{stage} imported {sorted(modules - hashed)} outside its hash"
+
+
+@pytest.mark.parametrize("edit", [
+    lambda t: t + "\n# a comment\n",
+    lambda t: t.replace('"""', '"""Edited. ', 1),
+    lambda t: t.replace("def ", "def  ", 1).replace("\n\n\n", "\n\n\n\n", 1),
+], ids=["comment", "docstring", "layout"])
+def test_comments_docstrings_and_layout_change_no_hash(edit, tmp_path):
+    copy = tmp_path / "linflow"
+    shutil.copytree(SOURCE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = {stage: codehash.stage_hash(entry, copy) for stage, entry in STAGES.items()}
+    for module in all_modules():
+        path = codehash.module_file(module, copy)
+        path.write_text(edit(path.read_text()))
+    assert {stage: codehash.stage_hash(entry, copy) for stage, entry in STAGES.items()} == before
+
+
+def test_help_texts_and_parameter_docs_change_no_hash_but_their_values_do(tmp_path):
+    copy = tmp_path / "linflow"
+    shutil.copytree(SOURCE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = {stage: codehash.stage_hash(entry, copy) for stage, entry in STAGES.items()}
+    registry, chunk = copy / "parameters.py", copy / "commands" / "chunk.py"
+    registry.write_text(registry.read_text().replace('"stop when the excess loss has fallen by this factor"',
+                                                     '"stop once the excess loss fell by this factor"', 1))
+    chunk.write_text(chunk.read_text().replace('help="folder of the run records to write"', 'help="run records"', 1))
+    assert {stage: codehash.stage_hash(entry, copy) for stage, entry in STAGES.items()} == before
+    registry.write_text(registry.read_text().replace("default=1e-12, exclusive_minimum=0, exclusive_maximum=1",
+                                                     "default=1e-11, exclusive_minimum=0, exclusive_maximum=1", 1))
+    after = {stage: codehash.stage_hash(entry, copy) for stage, entry in STAGES.items()}
+    assert all(after[stage] != before[stage] for stage in STAGES)  # a default is what code does

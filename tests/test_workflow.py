@@ -350,9 +350,27 @@ CODE_CHANGES = [  # module edited -> jobs rerun (computed from what each command
 
 @pytest.mark.parametrize("module,expected", CODE_CHANGES, ids=[c[0] for c in CODE_CHANGES])
 def test_code_change_reruns_the_stages_that_import_it(smoke_repo, module, expected):
-    with EditedFile(smoke_repo / "src" / "linflow" / module, lambda t: t + "\n# edited\n"):
+    with EditedFile(smoke_repo / "src" / "linflow" / module, lambda t: t + "\n_EDITED = 1\n"):
         jobs = scheduled_jobs(smoke_repo)
     assert jobs == expected(smoke_config())
+
+
+DOCUMENTATION_EDITS = [  # what the code does is unchanged: nothing reruns
+    ("comment in kernels.py", "kernels.py", lambda t: t + "\n# a comment\n"),
+    ("docstring in simulate.py", "simulate.py", lambda t: t.replace('"""Gradient flow, gradient descent',
+                                                                     '"""Gradient flow (edited), gradient descent', 1)),
+    ("a parameter's help text", "parameters.py", lambda t: t.replace('"stop when the excess loss has fallen by this '
+                                                                      'factor"', '"stop once the excess loss fell by '
+                                                                      'this factor"', 1)),
+]
+
+
+@pytest.mark.parametrize("label,module,edit", DOCUMENTATION_EDITS, ids=[e[0] for e in DOCUMENTATION_EDITS])
+def test_documentation_edits_rerun_nothing(smoke_repo, label, module, edit):
+    path = smoke_repo / "src" / "linflow" / module
+    assert edit(path.read_text()) != path.read_text(), "the edit must apply"
+    with EditedFile(path, edit):
+        assert scheduled_jobs(smoke_repo) == Counter()
 
 
 def test_lint_is_clean(smoke_repo):

@@ -80,11 +80,44 @@ def stage_modules(command_module: str, root: Path = PACKAGE_DIR) -> list[str]:
     return closure(ENTRY_MODULES + (command_module,), root)
 
 
+#: Keyword arguments that only document (argparse help, a parameter's doc): not what code does.
+DOC_KEYWORDS = ("help", "doc", "description")
+
+
+class _WithoutDocumentation(ast.NodeTransformer):
+    """Drops docstrings, documentation arguments and the ``doc`` of the parameter registry's
+    ``_p(name, type, doc, block, ...)`` entries; comments and layout are not in the AST."""
+
+    def _body(self, node):
+        self.generic_visit(node)
+        body = node.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+        return node
+
+    visit_Module = visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _body
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        node.keywords = [k for k in node.keywords if k.arg not in DOC_KEYWORDS]
+        if isinstance(node.func, ast.Name) and node.func.id == "_p" and len(node.args) >= 3:
+            node.args[2] = ast.Constant("")
+        return node
+
+
+def normalized_source(path: Path) -> str:
+    """What a module does, as text: its AST without docstrings, comments, layout and
+    documentation strings (:class:`_WithoutDocumentation`), so editing those reruns nothing."""
+    tree = _WithoutDocumentation().visit(ast.parse(path.read_text(), str(path)))
+    return ast.dump(tree, annotate_fields=False, include_attributes=False)
+
+
 def stage_hash(command_module: str, root: Path = PACKAGE_DIR) -> str:
-    """SHA-256 (16 hex digits) of the sources of :func:`stage_modules`."""
+    """SHA-256 (16 hex digits) of the normalized sources (:func:`normalized_source`) of
+    :func:`stage_modules`."""
     digest = hashlib.sha256()
     for module in stage_modules(command_module, root):
-        path = module_file(module, root)
         digest.update(f"{module}\0".encode())
-        digest.update(path.read_bytes())
+        digest.update(normalized_source(module_file(module, root)).encode())
     return digest.hexdigest()[:16]
