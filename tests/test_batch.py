@@ -220,3 +220,53 @@ def test_an_error_while_writing_a_run_is_that_runs_failure(dataset, tmp_path, mo
     assert status[("gauss", 1)] == "failed" and status[("gauss", 0)] == status[("gauss", 2)] == "converged"
     failed = record.open_run(batch.run_path(tmp_path / "runs", "gauss", 40, 1))
     assert "disk full (simulated)" in failed.attrs["status_message"]
+
+
+EXPLICIT_GD = {
+    "seed_entropy": 11, "datasets": {"g": {"kind": "gaussian", "n": 30, "N": 6, "m": 2}},
+    "experiments": {"e": {"dataset": "g", "widths": [20000], "seeds": 1,
+                          "simulation": {"method": "gd_explicit", "step": 0.01, "max_steps": 3},
+                          "cases": {"x": {"init": "gaussian", "alpha": 0.5, "sampling": "explicit"}}}},
+    "figures": {}}
+
+
+def test_a_run_is_refused_from_the_jobs_declared_memory_counting_the_explicit_methods_weights(dataset, tmp_path):
+    """The estimate of a gd_explicit run includes the weights it updates; the initialization's own
+    check (a flow's terms) would let it through."""
+    from linflow import resources
+
+    plan = grid.plan(EXPLICIT_GD)
+    params = plan.experiments["e"].cases["x"]
+    full = resources.job_memory_bytes(params, n=30, m=2, rank=6, width=20000)
+    flow_only = resources.job_memory_bytes(dict(params, method="flow"), n=30, m=2, rank=6, width=20000)
+    assert flow_only < full
+    declared = (flow_only + full) // 2
+    table = batch.run_chunk(dataset, plan.chunk_spec(plan.experiments["e"].chunks[0]), tmp_path / "runs",
+                            tmp_path / "t.nc", log=lambda _: None, available_memory=declared)
+    assert table["status"].values.tolist() == ["failed"]
+    assert "more than the" in str(table["status_message"].values[0]) and "gd_explicit" in str(
+        table["status_message"].values[0])
+    table = batch.run_chunk(dataset, plan.chunk_spec(plan.experiments["e"].chunks[0]), tmp_path / "runs2",
+                            tmp_path / "t2.nc", log=lambda _: None, available_memory=full)
+    assert table["status"].values.tolist() != ["failed"]
+
+
+def test_the_declared_memory_decides_not_the_load_of_the_machine(dataset, tmp_path, monkeypatch):
+    from linflow import resources
+
+    monkeypatch.setattr(resources, "available_memory_bytes", lambda: 1)  # a node under heavy load
+    plan = grid.plan(EXPLICIT_GD)
+    spec = plan.chunk_spec(plan.experiments["e"].chunks[0])
+    declared = plan.chunk_resources(plan.experiments["e"].chunks[0])["mem_mb"] * 1_000_000
+    table = batch.run_chunk(dataset, spec, tmp_path / "runs", tmp_path / "t.nc", log=lambda _: None,
+                            available_memory=declared)
+    assert table["status"].values.tolist() != ["failed"], table["status_message"].values
+
+
+def test_the_cgroup_limit_is_read_from_the_process_own_cgroup():
+    from linflow import resources
+
+    v2 = resources.own_cgroup_files("0::/system.slice/slurmstepd.scope/job_42/step_0\n")
+    assert [str(p) for p in v2] == ["/sys/fs/cgroup/system.slice/slurmstepd.scope/job_42/step_0/memory.max"]
+    v1 = resources.own_cgroup_files("12:cpu,cpuacct:/slurm/uid_0/job_7\n4:memory:/slurm/uid_0/job_7/step_0\n")
+    assert [str(p) for p in v1] == ["/sys/fs/cgroup/memory/slurm/uid_0/job_7/step_0/memory.limit_in_bytes"]

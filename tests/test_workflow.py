@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -448,3 +449,10 @@ def test_a_chunk_whose_spec_exceeds_the_command_line_limit_runs(tmp_path):
          str(planned), "--experiment", "e", "--chunk", "h10_b0", "--spec-hash", grid.spec_hash(plan.chunk_spec(chunk)),
          "--runs-dir", str(tmp_path / "runs"), "--table", str(tmp_path / "t.nc")], capture_output=True, text=True)
     assert proc.returncode == 2 and "plans differently" in proc.stderr and not (tmp_path / "t.nc").exists()
+
+
+def test_a_simulation_job_refuses_runs_from_its_declared_memory(smoke_repo):
+    """The job gets its mem_mb, so whether a run is refused does not depend on the node's load."""
+    proc = snakemake(smoke_repo, "-n", "-p", "--forceall", "--cores", "2", timeout=300)
+    commands = [line for line in (proc.stdout + proc.stderr).splitlines() if "linflow chunk" in line]
+    assert commands and all(re.search(r"--max-memory-mb \d+ ", line) for line in commands), commands[:2]

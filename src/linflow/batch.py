@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import grid, record, seeding, theory
+from . import grid, record, resources, seeding, theory
 from . import init as init_mod
 from . import parameters as P
 from .simulate import output_factor, simulate, simulate_options
@@ -55,6 +55,11 @@ def run_one(reductions: Reductions, *, experiment: str, case: str, width: int, s
     X, Y = reductions.X, reductions.Y
     gamma = output_factor(params.get("output_scale", P.default("output_scale")), Y.shape[1], width)
     problem = reductions(gamma)
+    if available_memory is not None:  # the job's declared memory: every term of the run, before any allocation
+        resources.check_fits(resources.job_memory_bytes(params, n=problem.n, m=problem.m, rank=problem.r,
+                                                        width=width),
+                             f"run {case} at width {width} (method {params['method']}, sampling {params['sampling']})",
+                             available_memory)
     rng = seeding.rng_for(entropy, "init", experiment, width, seed)
     start = init_mod.initialize(
         params["init"], problem, width, rng, alpha=params.get("alpha"), a=params.get("a"), b=params.get("b"),

@@ -68,9 +68,33 @@ def run_memory_bytes(params: dict, *, n: int, m: int, rank: int, width: int) -> 
     return snapshots + weights + explicit_sgd + batches
 
 
+def own_cgroup_files(cgroup_text: str | None = None) -> list[Path]:
+    """The memory-limit files of this process's own cgroup (v2: ``0::/path``; v1: the
+    ``memory`` controller's line of ``/proc/self/cgroup``, or ``cgroup_text``), not of the
+    mount root: a Slurm job's limit is on its own cgroup."""
+    files = []
+    if cgroup_text is None:
+        try:
+            cgroup_text = Path("/proc/self/cgroup").read_text()
+        except OSError:
+            return files
+    for line in cgroup_text.splitlines():
+        if line.count(":") < 2:
+            continue
+        _, controllers, group = line.split(":", 2)
+        group = group.lstrip("/")
+        if controllers == "":
+            files.append(Path("/sys/fs/cgroup") / group / "memory.max")
+        elif "memory" in controllers.split(","):
+            files.append(Path("/sys/fs/cgroup/memory") / group / "memory.limit_in_bytes")
+    return files
+
+
 def available_memory_bytes() -> int | None:
-    """Memory this process may still use: the smaller of the system's available memory and
-    the cgroup limit (Slurm and containers set one), or None where neither can be read."""
+    """Memory this process may still use, for runs outside the workflow (a notebook, a manual
+    ``linflow chunk``): the smaller of the system's available memory and the limit of this
+    process's cgroup, or None where neither can be read. Workflow jobs refuse from their
+    declared ``mem_mb`` instead, which does not depend on the machine's load."""
     limits = []
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -78,20 +102,25 @@ def available_memory_bytes() -> int | None:
                 limits.append(int(line.split()[1]) * 1024)
     except OSError:
         pass
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    for path in own_cgroup_files():
         try:
-            text = Path(path).read_text().strip()
+            text = path.read_text().strip()
         except OSError:
             continue
         if text.isdigit() and int(text) < 2**60:
             used = 0
-            current = Path(path).with_name("memory.current" if path.endswith("max") else "memory.usage_in_bytes")
+            current = path.with_name("memory.current" if path.name == "memory.max" else "memory.usage_in_bytes")
             try:
                 used = int(current.read_text().strip())
             except (OSError, ValueError):
                 pass
             limits.append(int(text) - used)
     return min(limits) if limits else None
+
+
+def job_memory_bytes(params: dict, *, n: int, m: int, rank: int, width: int) -> int:
+    """Every term of a run's memory in its job: the process and the run (:func:`run_memory_bytes`)."""
+    return PROCESS_BYTES + run_memory_bytes(params, n=n, m=m, rank=rank, width=width)
 
 
 def check_fits(needed: int, what: str, available: int | None = None) -> None:

@@ -26,4 +26,4 @@ rule simulate:
     shell:
         "python -m linflow chunk --dataset {input.dataset} --plan {PLAN_CONFIG:q} "
         "--experiment {wildcards.experiment} --chunk {wildcards.chunk} --spec-hash {params.spec_hash} "
-        "--runs-dir {output.runs} --table {output.table} > {log} 2>&1"
+        "--max-memory-mb {resources.mem_mb} --runs-dir {output.runs} --table {output.table} > {log} 2>&1"

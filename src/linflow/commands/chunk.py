@@ -23,7 +23,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--runs-dir", required=True, type=Path, help="folder of the run records to write")
     parser.add_argument("--table", required=True, type=Path, help="chunk table (NetCDF) to write")
     parser.add_argument("--max-memory-mb", type=int, default=None,
-                        help="refuse runs estimated to need more (default: the memory the system reports)")
+                        help="the job's declared memory: refuse runs estimated to need more, process included "
+                             "(the workflow passes its mem_mb; default: the memory the system reports)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
