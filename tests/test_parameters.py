@@ -292,3 +292,18 @@ def test_a_plan_builds_each_experiments_chunks_once_and_finds_a_chunk_by_its_id(
         assert plan.chunk("e", chunk.id) is chunk
     with pytest.raises(KeyError, match="no chunk 'h7_b0'"):
         plan.chunk("e", "h7_b0")
+
+
+def test_a_job_plans_from_the_written_config_exactly_the_chunk_the_workflow_planned(tmp_path):
+    """Cases in config order (not sorted): the job's own plan must give the same spec, runs in the
+    same order, or it refuses to run."""
+    config = copy.deepcopy(INTEGER_PLAN)
+    config["experiments"]["e"]["cases"] = {"zeta": {"init": "gaussian", "alpha": 0.5},
+                                           "alpha": {"init": "gaussian", "alpha": 0.4}}
+    plan = grid.plan(config)
+    path = grid.write_plan_config(config, tmp_path / "config.json")
+    for chunk in plan.experiments["e"].chunks:
+        spec = plan.chunk_spec(chunk)
+        assert grid.planned_spec(path, "e", chunk.id, grid.spec_hash(spec)) == spec
+    with pytest.raises(grid.ConfigError, match="plans differently"):
+        grid.planned_spec(path, "e", chunk.id, "0" * 64)

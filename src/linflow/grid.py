@@ -140,7 +140,7 @@ def spec_hash(spec: dict) -> str:
 def write_plan_config(config: dict, path) -> Path:
     """Write ``config`` as JSON to ``path`` (atomically, only if its content changed)."""
     path = Path(path)
-    text = json.dumps(config, sort_keys=True, indent=1, default=str)
+    text = json.dumps(config, indent=1, default=str)  # key order kept: it orders the cases and runs
     if not path.exists() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
