@@ -22,8 +22,9 @@ rule simulate:
     params:
         spec=chunk_spec,
         spec_hash=chunk_spec_hash,
+        plan=str(PLAN_CONFIG),
         code=code("chunk"),
     shell:
-        "python -m linflow chunk --dataset {input.dataset} --plan {PLAN_CONFIG:q} "
+        "python -m linflow chunk --dataset {input.dataset} --plan {params.plan:q} "
         "--experiment {wildcards.experiment} --chunk {wildcards.chunk} --spec-hash {params.spec_hash} "
         "--max-memory-mb {resources.mem_mb} --runs-dir {output.runs} --table {output.table} > {log} 2>&1"
