@@ -152,3 +152,31 @@ def test_file_from_another_schema_is_rejected(tmp_path):
     xr.Dataset({"loss": ("time", np.ones(3))}).to_netcdf(other, engine="netcdf4")
     with pytest.raises(record.CorruptFileError, match="lacks the variables"):
         aggregate.summarize([other], experiment="test")
+
+
+def _distance_cube(widths, distances):
+    """A one-case cube with given final distances (width x seed), every run converged."""
+    shape = (1,) + distances.shape
+    data = {name: (("case", "width", "seed"), np.full(shape, 1.0)) for name in aggregate.RUN_VARIABLES}
+    data["final_distance_fro"] = (("case", "width", "seed"), distances[None])
+    data["final_distance_op"] = (("case", "width", "seed"), distances[None])
+    data["status"] = (("case", "width", "seed"), np.full(shape, "converged", dtype=object))
+    data["converged"] = (("case", "width", "seed"), np.ones(shape, bool))
+    for name in aggregate.RATIOS:
+        data[name] = (("case", "width", "seed"), np.full(shape, 1.0))
+    return xr.Dataset(data, coords={"case": ["c"], "width": widths, "seed": np.arange(distances.shape[1])})
+
+
+def test_the_upper_half_fit_uses_exactly_the_larger_half_of_the_widths():
+    """Distances ~ h^-0.2 below h = 1000 and ~ h^-0.5 from it on: the full fit mixes them, the
+    upper-half fit (widths 1000, 10^4, 10^5 of six) sees only h^-0.5."""
+    widths = np.array([10, 30, 100, 1000, 10_000, 100_000])
+    rng = np.random.default_rng(3)
+    law = np.where(widths < 1000, 1000.0**-0.3 * widths**-0.2, widths**-0.5)
+    distances = law[:, None] * np.exp(0.01 * rng.standard_normal((widths.size, 4)))
+    out = aggregate.statistics(_distance_cube(widths, distances))
+    assert int(out["upper_min_width"].item()) == 1000
+    assert abs(out["slope_upper_fro"].item() + 0.5) < 0.02
+    assert abs(out["slope_fro"].item() + 0.5) > 0.05  # the full fit is pulled towards -0.2
+    independent = stats.linregress(np.log(np.repeat(widths[3:], 4)), np.log(distances[3:].ravel()))
+    np.testing.assert_allclose(out["slope_upper_fro"].item(), independent.slope, rtol=1e-12)
