@@ -1,4 +1,4 @@
-"""Before/after benchmark of linflow's simulator kernels (issue 10), written into results.md.
+"""Before/after benchmark of linflow's simulator kernels, written into results.md.
 
 Usage (from the repository root; ``BEFORE`` is a checkout of the code to compare against)::
 

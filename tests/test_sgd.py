@@ -1,4 +1,4 @@
-"""Mini-batch SGD (issue 12): the width-independent kernel against explicit weights and against
+"""Mini-batch SGD: the width-independent kernel against explicit weights and against
 gradient descent, its batch streams, its records and its input checks."""
 
 from __future__ import annotations
