@@ -63,6 +63,18 @@ def case(X, Y, n, m):
                                                    max_time=1e12, **kw))
 
 
+def measure(label: str, problem, run, ref, solver: str, repeats: int) -> str:
+    """One table row: ``solver`` on ``run``, timed and checked against ``ref``."""
+    seconds, ds = best_of(repeats, lambda: run(solver=solver))
+    along, final = contract(ds, ref)
+    row = (f"| {label} | {problem.lam_1 / problem.lam_r:.3g} | {solver}"
+           f"{' -> ' + ds['solver'].item() if solver == 'auto' else ''} | {seconds:.4f} | "
+           f"{ds['n_evaluations'].item():.0f} | {ds['n_steps'].item():.0f} | {along:.1e} | {final:.1e} | "
+           f"{ds['imbalance_drift'].item():.1e} |")
+    print(row, flush=True)
+    return row
+
+
 def main() -> int:
     rows = []
     header = ("| data | lam_1/lam_r | solver | seconds | evaluations | BDF steps | worst along | final distance | "
@@ -74,25 +86,11 @@ def main() -> int:
         tight = ("dop853", 1e-13, 1e-16) if kappa <= DOP853_UP_TO else ("bdf", 1e-13, 1e-16)
         ref = run(solver=tight[0], rtol=tight[1], atol=tight[2])
         solvers = ("dop853", "bdf", "auto") if kappa <= DOP853_UP_TO else ("bdf", "auto")
-        for solver in solvers:
-            seconds, ds = best_of(3, lambda: run(solver=solver))
-            along, final = contract(ds, ref)
-            rows.append(f"| kappa = {kappa:g} (ref. {tight[0]}) | {problem.lam_1 / problem.lam_r:.3g} | {solver}"
-                        f"{' -> ' + ds['solver'].item() if solver == 'auto' else ''} | {seconds:.3f} | "
-                        f"{ds['n_evaluations'].item():.0f} | {ds['n_steps'].item():.0f} | {along:.1e} | "
-                        f"{final:.1e} | {ds['imbalance_drift'].item():.1e} |")
-            print(rows[-1], flush=True)
+        rows += [measure(f"kappa = {kappa:g} (ref. {tight[0]})", problem, run, ref, solver, 3) for solver in solvers]
     X, Y = data.make_dataset("gaussian", n=500, N=100, m=1, noise=0.01, rng=np.random.default_rng(0))
     problem, run = case(X, Y, 500, 1)
     ref = run(solver="dop853", rtol=1e-13, atol=1e-16)
-    for solver in ("dop853", "auto", "bdf"):
-        seconds, ds = best_of(7, lambda: run(solver=solver))
-        along, final = contract(ds, ref)
-        rows.append(f"| Fig. 7 (gaussian) | {problem.lam_1 / problem.lam_r:.3g} | {solver}"
-                    f"{' -> ' + ds['solver'].item() if solver == 'auto' else ''} | {seconds:.4f} | "
-                    f"{ds['n_evaluations'].item():.0f} | {ds['n_steps'].item():.0f} | {along:.1e} | {final:.1e} | "
-                    f"{ds['imbalance_drift'].item():.1e} |")
-        print(rows[-1], flush=True)
+    rows += [measure("Fig. 7 (gaussian)", problem, run, ref, solver, 7) for solver in ("dop853", "auto", "bdf")]
     text = (f"## Flow integrators across conditioning (bench_solvers.py, {dt.date.today()}, "
             f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')})\n\n"
             f"h = 10^4, Wishart alpha = 1/2, default settings; CPU seconds per run (best of 3; Fig. 7: of 7). "
