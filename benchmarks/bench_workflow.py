@@ -50,18 +50,26 @@ SHAPES = {1: (1, 1, 1), 1000: (1, 10, 100), 10_000: (10, 10, 100), 100_000: (10,
           1_000_000: (10, 50, 2000)}
 
 
+#: --small: the cheapest valid flow runs (n = 30, N = 8: a 9 x 9 state), chunks of 2,000 runs, so
+#: that a 10^5-run sweep runs in minutes on 2 cores; the default is the Fig. 7 data.
+SMALL = {"n": 30, "N": 8, "chunk_size": 2000}
+OPTIONS = {"small": False}
+
+
 def config_for(runs: int) -> dict:
     alphas, widths, seeds = SHAPES[runs]
     alpha_values = [round(0.3 + 0.2 * i / max(alphas - 1, 1), 4) for i in range(alphas)] if alphas > 1 else [0.5]
     return {
         "seed_entropy": 20240601,
-        "datasets": {"gaussian": {"kind": "gaussian", "n": 500, "N": 100, "m": 1, "noise": 0.01}},
+        "datasets": {"gaussian": {"kind": "gaussian", "n": SMALL["n"] if OPTIONS["small"] else 500,
+                                  "N": SMALL["N"] if OPTIONS["small"] else 100, "m": 1, "noise": 0.01}},
         "experiments": {"sweep": {
             "dataset": "gaussian",
             "cases": {"alpha": {"init": "gaussian", "sampling": "wishart", "sweep": {"alpha": alpha_values}}},
             "widths": {"logspace": [2.5, 6], "num": widths} if widths > 1 else [1000],
             "seeds": seeds,
             "simulation": {"method": "flow"},
+            **({"chunk_size": SMALL["chunk_size"]} if OPTIONS["small"] else {}),
         }},
         "figures": {"exponents": {"kind": "exponents", "experiments": ["sweep"]}},
     }
@@ -135,6 +143,28 @@ def aggregation(repo: Path) -> dict:
     return {"runs": runs, "tables": len(tables), "in_process_s": best, "command_s": wall, "rss_mb": rss}
 
 
+def cube_seconds(repo: Path) -> dict:
+    """``linflow.open_sweep`` on the sweep: open and select one case's distances over widths and
+    seeds; open with trajectories and read one run's (best of 3, in-process)."""
+    sys.path.insert(0, str(repo / "src"))
+    import linflow
+
+    def best(function):
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    path = repo / "results" / "sweep"
+    case = str(linflow.open_sweep(path)["case"].values[0])
+    select = best(lambda: linflow.open_sweep(path)["final_distance_fro"].sel(case=case).values)
+    one_run = best(lambda: linflow.open_sweep(path, trajectories=True)["excess_loss"].sel(case=case).isel(
+        width=0, seed=0).values)
+    return {"select_s": select, "trajectory_s": one_run}
+
+
 def sizes_kb(repo: Path) -> list[float]:
     return [p.stat().st_size / 1024 for p in (repo / "results").rglob("runs/**/*.nc")]
 
@@ -148,7 +178,11 @@ def main() -> None:
     parser.add_argument("--run", type=int, nargs="*", default=[1000, 10_000],
                         help="sizes to run for real (marginal wall time); default 1000 10000")
     parser.add_argument("--no-run", action="store_true", help="dry runs only")
+    parser.add_argument("--small", action="store_true",
+                        help=f"the cheapest valid runs (n = {SMALL['n']}, N = {SMALL['N']}) in chunks of "
+                             f"{SMALL['chunk_size']}: a 10^5-run sweep in minutes")
     args = parser.parse_args()
+    OPTIONS["small"] = args.small
     env_note = f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f} at start"
     started = time.perf_counter()
     rows, runs_rows = [], []
@@ -173,15 +207,17 @@ def main() -> None:
             agg = aggregation(repo)
             kb = sizes_kb(repo)
             runs_rows.append(dict(size=size, full=full, base=base, marginal=full - base, floor=floor, n=n_runs,
-                                  agg=agg, kb_mean=statistics.mean(kb), kb_max=max(kb), kb_median=statistics.median(kb)))
+                                  agg=agg, kb_mean=statistics.mean(kb), kb_max=max(kb), kb_median=statistics.median(kb),
+                                  cube=cube_seconds(repo)))
             print(runs_rows[-1], flush=True)
     total = time.perf_counter() - started
     lines = [
         "## Workflow benchmark (`benchmarks/bench_workflow.py`)", "",
         f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC. {env_note}. "
         f"Total script runtime: {total:.0f} s. Reproduce: `python benchmarks/bench_workflow.py`.", "",
-        "Sweeps of flow runs on the Fig. 7 data (n = 500, N = 100, m = 1), Wishart sampling, widths "
-        "log-spaced 10^2.5 .. 10^6; default `chunk_size`.", "",
+        ("Sweeps of flow runs on small Gaussian data (n = 30, N = 8, m = 1), `chunk_size` 2000 (`--small`)"
+         if args.small else "Sweeps of flow runs on the Fig. 7 data (n = 500, N = 100, m = 1), default `chunk_size`")
+        + ", Wishart sampling, widths log-spaced 10^2.5 .. 10^6.", "",
         "### Planning (`snakemake -n`, best of 2)", "",
         "| runs | simulation jobs | all jobs | dry-run wall s | peak MB |", "|---:|---:|---:|---:|---:|",
     ]
@@ -198,6 +234,10 @@ def main() -> None:
         lines += [f"| {r['agg']['runs']:,} | {r['agg']['tables']} | {r['agg']['in_process_s']:.2f} | "
                   f"{1e3 * r['agg']['in_process_s'] / r['agg']['runs']:.2f} | {r['agg']['command_s']:.2f} | "
                   f"{1e3 * r['agg']['command_s'] / r['agg']['runs']:.2f} | {r['agg']['rss_mb']} |" for r in runs_rows]
+        lines += ["", "### The sweep as a cube (`linflow.open_sweep`, in-process, best of 3)", "",
+                  "| runs | open + one case's distances over widths and seeds, s | open with trajectories + one "
+                  "run's excess loss, s |", "|---:|---:|---:|"]
+        lines += [f"| {r['n']:,} | {r['cube']['select_s']:.3f} | {r['cube']['trajectory_s']:.3f} |" for r in runs_rows]
         lines += ["", "### Run files", "", "| runs | mean KB | median KB | max KB |", "|---:|---:|---:|---:|"]
         lines += [f"| {r['n']:,} | {r['kb_mean']:.1f} | {r['kb_median']:.1f} | {r['kb_max']:.1f} |" for r in runs_rows]
     if args.section != "workflow":
