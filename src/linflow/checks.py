@@ -1,6 +1,6 @@
 """The theorems checked on every run: Proposition 1 and Theorem 3 at every recorded point.
 
-Both bounds hold pointwise at any state (THEORY.md), and Theorem 3's loss bound along the
+Both bounds hold pointwise at any state (docs/theory.md, section 5), and Theorem 3's loss bound along the
 gradient flow, so a violation beyond round-off is a bug in the simulator or in the bounds,
 never a finding. :func:`bound_violations` measures the largest relative excess of each bound
 (<= 0 when it holds); every run record stores them, and :func:`check_bounds` (the aggregation

@@ -3,7 +3,7 @@
 Explicit initializations return weight arrays ``(U0, V0)``. The Wishart samplers return a
 :class:`CompressedInit`: a width-``(m + r)`` network (or narrower, for the rank-deficient
 balanced state) with exactly the same gradient-flow trajectory in every quantity the paper
-studies (THEORY.md, "A width-independent exact formulation"), so their cost does not depend
+studies (docs/theory.md, sections 2 and 3), so their cost does not depend
 on ``h``. Every family has both samplers, with the same distribution.
 """
 

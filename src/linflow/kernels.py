@@ -1,7 +1,7 @@
 """Simulators on the width-independent state: exact gradient flow, gradient descent.
 
 A simulator advances a factor ``Zc`` of the Gram matrix ``G = Z Z^T`` of ``Z = [V; U1]``
-(THEORY.md, "A width-independent exact formulation") and returns a :class:`Trajectory` of
+(docs/theory.md, section 2) and returns a :class:`Trajectory` of
 snapshots at the recorded points; :mod:`linflow.diagnostics` turns it into the paper's
 quantities. The explicit-weights references (``gd_explicit``, ``sgd_explicit``) are in
 :mod:`linflow.sgd`: gradient descent is SGD with the full batch.
@@ -66,7 +66,7 @@ def record_times(problem: ReducedProblem, Z0: np.ndarray, max_time: float, per_d
 
 
 def flow(problem: ReducedProblem, init: CompressedInit, target, max_time, rtol, atol, per_decade) -> Trajectory:
-    """Integrate ``dZc/dt = A(E) Zc`` (``dV/dt = E^T S U1``, ``dU1/dt = S E V``; THEORY.md).
+    """Integrate ``dZc/dt = A(E) Zc`` (``dV/dt = E^T S U1``, ``dU1/dt = S E V``; docs/theory.md, section 2).
 
     SciPy's DOP853 (``solve_ivp``) with records on the log-spaced ``t_eval`` grid and a
     terminal event where the excess loss ``1/2 ||E||^2`` falls to ``target``.
@@ -132,7 +132,7 @@ def _diverged(excess, excess0, divergence_factor) -> bool:
 
 
 def gd(problem, init, eta, target, max_steps, per_decade, divergence_factor) -> Trajectory:
-    """Gradient descent ``Zc <- (I + eta A(E)) Zc`` (THEORY.md: ``Z_{k+1} = (I + eta A(E_k)) Z_k``).
+    """Gradient descent ``Zc <- (I + eta A(E)) Zc`` (docs/theory.md, section 2).
 
     ``V <- V + eta E^T S U1``, ``U1 <- U1 + eta S E V``, written with ``F = S^{-1} W^T Y - U1 V^T``
     (``E = S F``): ``eta S E = eta S^2 F`` and ``1/2 ||E||^2 = 1/2 <F, S^2 F>``. A step is two

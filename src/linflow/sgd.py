@@ -1,7 +1,7 @@
 """Mini-batch SGD on the width-independent state, the explicit-weights references (SGD, and
 gradient descent as SGD with the full batch), and batches.
 
-THEORY.md, "Mini-batch SGD is width-independent too": for a batch ``B`` of rows,
+docs/theory.md, section 2 ("Mini-batch SGD is exact too"): for a batch ``B`` of rows,
 ``L_B = 1/2 ||Y_B - X_B U V^T||_F^2`` with ``X_B = W_B S Phi1^T``. The gradient in ``U`` lies in
 the row space of ``X``, so ``U2`` is constant, and with ``R_B = Y_B - W_B S U1 V^T`` and
 ``E_B = W_B^T R_B`` (``r x m``) one step is

@@ -5,7 +5,7 @@ width-independent initial state -> run the method's entry of :mod:`linflow.metho
 diagnostics (:mod:`linflow.diagnostics`) -> the run record of :mod:`linflow.record`.
 
 ``flow``
-    exact gradient flow ``dZc/dt = A(E) Zc`` (THEORY.md), SciPy's DOP853 with a terminal event
+    exact gradient flow ``dZc/dt = A(E) Zc`` (docs/theory.md, section 2), SciPy's DOP853 with a terminal event
     on the excess loss.
 ``gd``, ``sgd``
     gradient descent and mini-batch SGD, exact in the same variables:

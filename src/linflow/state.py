@@ -1,8 +1,8 @@
 """The width-independent state of a network: a factor of the Gram matrix of ``[V; U1]``.
 
 A width-h network ``(U, V)`` enters gradient flow, gradient descent and SGD only through
-``G = Z Z^T`` (``Z = [V; Phi1^T U]``) and ``K = Z U2^T`` (``U2 = Phi2^T U``, constant), THEORY.md
-"A width-independent exact formulation". :class:`CompressedInit` holds a factor of both;
+``G = Z Z^T`` (``Z = [V; Phi1^T U]``) and ``K = Z U2^T`` (``U2 = Phi2^T U``, constant), see
+docs/theory.md, section 2. :class:`CompressedInit` holds a factor of both;
 :func:`compress` computes it exactly from explicit weights.
 """
 
@@ -36,7 +36,7 @@ def compress(problem: ReducedProblem, U: np.ndarray, V: np.ndarray) -> Compresse
 
     ``Z = [V; Phi1^T U]`` and ``Z^T = Q R`` give ``Z = R^T Q^T``; since the flow acts on
     ``Z`` from the left (``dZ/dt = A(E) Z``), ``Zc = R^T`` and ``U2c = (Phi2^T U) Q`` carry
-    the whole trajectory of ``G = Z Z^T`` and ``K = Z U2^T`` (THEORY.md, "Compressed form").
+    the whole trajectory of ``G = Z Z^T`` and ``K = Z U2^T`` (docs/theory.md, section 2).
     A rank-deficient ``Z`` (the balanced initialization, Section 3.2) keeps only the columns
     of a column-pivoted QR above round-off, so its factor is as narrow as its rank.
     """

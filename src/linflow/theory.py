@@ -1,6 +1,6 @@
 """The paper's quantities (Min, Tarmoun, Vidal, Mallada): reduction, imbalance, bounds.
 
-Every function is a pure function of arrays. Notation follows ``THEORY.md``:
+Every function is a pure function of arrays. Notation follows docs/theory.md:
 ``X = W S Phi1^T`` (Section 2.1), ``Z = [V; U1]`` stacks the output weights and the
 data-space part of the input weights, ``G = Z Z^T`` and ``K = Z U2(0)^T``.
 Functions that take per-time arrays accept a leading time axis.
@@ -263,7 +263,7 @@ def theorem12_bound(
     """Theorem 12: w.p. ``1 - delta`` the end point satisfies ``||U V^T - Theta_hat||_2 <=``
     ``2 exp(1 + lam_1^{1/2} ||Y||_F / (lam_r h^{1-2 alpha})) sqrt(m+r) (sqrt(m+n) + 1/2 log(2/delta)) / h^{2 alpha - 1/2}``.
 
-    The constant is reconstructed from the proof chain (E.14)-(E.17), see THEORY.md.
+    The constant is reconstructed from the proof chain (E.14)-(E.17) of the paper's appendix E, see docs/theory.md, section 6.
     """
     growth = np.exp(1.0 + np.sqrt(lam_1) * y_fro / (lam_r * h ** (1.0 - 2.0 * alpha)))
     return float(growth * lemma11_orthogonality_bound(m, n, r, h, alpha, delta))
