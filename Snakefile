@@ -11,6 +11,11 @@ configfile: "config.yaml"
 report: "workflow/report/workflow.rst"
 
 
+# A config error is one line per problem (key path, what is wrong, the allowed keys, the closest
+# one); LINFLOW_FULL_SCHEMA_ERRORS=1 shows Snakemake's full schema error instead.
+include: "workflow/rules/config_check.smk"
+
+
 # Defaults are not filled in here: each job's params hold exactly the parameters it uses,
 # resolved by linflow.parameters (workflow/rules/common.smk).
 validate(config, "workflow/schemas/config.schema.yaml", set_default=False)

@@ -393,7 +393,7 @@ INVALID = [  # more cases, without Snakemake, in tests/test_parameters.py
     ("unknown method", lambda c: c["experiments"]["alpha_sweep"]["simulation"].update(method="euler"),
      ["'euler' is not one of ['flow', 'gd', 'gd_explicit', 'sgd', 'sgd_explicit']", "method"]),
     ("alpha on a scaled case", lambda c: c["experiments"]["imbalanced_init"]["cases"]["balanced"].update(alpha=0.4),
-     ["'alpha' is not one of", "balanced"]),
+     ["key 'alpha' is not used here (it applies only when init is one of gaussian, invariant)", "balanced"]),
     ("unknown dataset", lambda c: c["experiments"]["implicit_bias"].update(dataset="nope"),
      ["experiments.implicit_bias.dataset", "allowed"]),
 ]
@@ -456,3 +456,20 @@ def test_a_simulation_job_refuses_runs_from_its_declared_memory(smoke_repo):
     proc = snakemake(smoke_repo, "-n", "-p", "--forceall", "--cores", "2", timeout=300)
     commands = [line for line in (proc.stdout + proc.stderr).splitlines() if "linflow chunk" in line]
     assert commands and all(re.search(r"--max-memory-mb \d+ ", line) for line in commands), commands[:2]
+
+
+def test_a_config_typo_reads_as_one_line_per_problem(tmp_path):
+    repo = copy_repository(tmp_path / "repo", SMOKE)
+    config = yaml.safe_load((repo / "config.yaml").read_text())
+    experiment = config["experiments"]["alpha_sweep"]
+    experiment["widhts"] = experiment.pop("widths")
+    experiment["simulation"]["max_steps"] = 10
+    (repo / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = snakemake(repo, "-n", timeout=300, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "experiments.alpha_sweep: unknown key 'widhts'; allowed: cases, chunk_size" in output
+    assert "did you mean 'widths'?" in output
+    assert ("experiments.alpha_sweep.simulation: key 'max_steps' is not used here (it applies only when method is "
+            "one of gd, gd_explicit, sgd, sgd_explicit)") in output
+    assert len(output.splitlines()) < 15, output  # not the whole schema

@@ -181,3 +181,46 @@ HEADER = """\
 
 def render() -> str:
     return HEADER + yaml.safe_dump(config_schema(), sort_keys=False, width=110, default_flow_style=None)
+
+
+def problems(config: dict) -> list[str]:
+    """The config's schema errors, one line each: the key path, what is wrong, and for an unknown
+    key the allowed keys and the closest one ("did you mean ...?"). Empty if the config is valid."""
+    import difflib
+
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(config_schema())
+    lines = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path]):
+        for leaf in _leaves(error):
+            where = ".".join(str(p) for p in leaf.absolute_path) or "config"
+            if leaf.validator == "additionalProperties":
+                allowed = sorted(leaf.schema.get("properties", {}))
+                for key in sorted(set(leaf.instance) - set(allowed)):
+                    guess = difflib.get_close_matches(str(key), allowed, n=1)
+                    hint = f"; did you mean {guess[0]!r}?" if guess else ""
+                    lines.append(f"{where}: unknown key {key!r}; allowed: {', '.join(allowed)}{hint}")
+            elif leaf.validator == "enum" and leaf.instance in leaf.parent_instance_keys:
+                p = P.PARAMETERS.get(leaf.instance)
+                when = " and ".join(f"{k} is one of {', '.join(v)}" for k, v in p.when.items()) if p else ""
+                applies = f" (it applies only when {when})" if when else ""
+                lines.append(f"{where}: key {leaf.instance!r} is not used here{applies}; "
+                             f"allowed: {', '.join(leaf.validator_value)}")
+            else:
+                lines.append(f"{where}: {leaf.message}")
+    return list(dict.fromkeys(lines))
+
+
+def _leaves(error):
+    """The most specific errors under ``error`` (anyOf/oneOf branches: the closest one)."""
+    import jsonschema
+
+    if not error.context:
+        error.parent_instance_keys = ()
+        if error.validator == "enum" and isinstance(error.instance, str) and error.relative_schema_path and \
+                "propertyNames" in error.relative_schema_path:
+            error.parent_instance_keys = (error.instance,)
+        return [error]
+    best = jsonschema.exceptions.best_match(error.context)
+    return _leaves(best)
