@@ -270,3 +270,16 @@ def test_the_cgroup_limit_is_read_from_the_process_own_cgroup():
     assert [str(p) for p in v2] == ["/sys/fs/cgroup/system.slice/slurmstepd.scope/job_42/step_0/memory.max"]
     v1 = resources.own_cgroup_files("12:cpu,cpuacct:/slurm/uid_0/job_7\n4:memory:/slurm/uid_0/job_7/step_0\n")
     assert [str(p) for p in v1] == ["/sys/fs/cgroup/memory/slurm/uid_0/job_7/step_0/memory.limit_in_bytes"]
+
+
+def test_a_rerun_chunk_removes_the_temporary_table_a_killed_job_left(dataset, tmp_path):
+    plan = grid.plan(CONFIG)
+    (only,) = plan.experiments["e"].chunks
+    table = tmp_path / "chunks" / "h40_b0.nc"
+    table.parent.mkdir()
+    stale = table.parent / ".h40_b0.nc.abc123.tmp.nc"
+    stale.write_bytes(b"half a file")
+    other = table.parent / ".h80_b0.nc.abc123.tmp.nc"  # another chunk's: not this job's to remove
+    other.write_bytes(b"")
+    batch.run_chunk(dataset, plan.chunk_spec(only), tmp_path / "runs", table, log=lambda _: None)
+    assert table.exists() and not stale.exists() and other.exists()

@@ -125,6 +125,10 @@ def run_chunk(dataset_path, spec: dict, runs_dir, table_path, *, log=None, overw
     if existing and not overwrite:
         raise FileExistsError(f"outputs exist: {', '.join(existing[:3])}{' ...' if len(existing) > 3 else ''}; "
                               f"pass --overwrite to replace them")
+    # A job killed while writing its table leaves a hidden temporary next to it; this job owns
+    # the table, so a rerun removes what the killed one left.
+    for stale in Path(table_path).parent.glob(f".{Path(table_path).name}.*.tmp.nc"):
+        stale.unlink(missing_ok=True)
     reductions = Reductions(X, Y)
     rows, clock = [], time.perf_counter()
     for i, ((case, seed), path) in enumerate(zip(runs, paths), start=1):
