@@ -101,9 +101,10 @@ def choose_solver(setting: str, problem: ReducedProblem, state: CompressedInit, 
     ``resources.STIFF_MIN_STEPS`` steps to reach ``max_time``), DOP853 otherwise."""
     if setting != "auto":
         return setting
+    if problem.lam_1 / problem.lam_r < resources.STIFF_RATIO:  # well-conditioned: no need to estimate the horizon
+        return "dop853"
     steps = max_time * kernels.fastest_rate(problem, state.Zc) / 3.0
-    stiff_data = problem.lam_1 / problem.lam_r >= resources.STIFF_RATIO
-    return "bdf" if stiff_data and steps >= resources.STIFF_MIN_STEPS else "dop853"
+    return "bdf" if steps >= resources.STIFF_MIN_STEPS else "dop853"
 
 
 def _flow(run: Run) -> kernels.Trajectory:
