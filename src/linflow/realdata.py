@@ -87,8 +87,8 @@ def _missing(path, name: str, present) -> DataError:
                      f"expected X (samples x features) and Y (samples x outputs)")
 
 
-def _read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """``X`` and ``Y`` of a NetCDF or ``.npz`` file, as stored (no conversion yet)."""
+def _read_arrays(path: Path, names=("X", "Y")) -> dict[str, np.ndarray]:
+    """``X`` and ``Y`` (or only ``names``) of a NetCDF or ``.npz`` file, as stored (no conversion yet)."""
     if path.suffix == ".npz":
         try:
             archive = np.load(path, allow_pickle=False)
@@ -96,7 +96,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
             raise DataError(f"{path}: not a readable .npz archive ({type(exc).__name__}: {exc})") from None
         with archive:
             arrays = {}
-            for name in ("X", "Y"):
+            for name in names:
                 if name not in archive.files:
                     raise _missing(path, name, archive.files)
                 try:
@@ -113,7 +113,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: not a readable NetCDF file ({type(exc).__name__}: {exc})") from None
     with handle:
         arrays = {}
-        for name in ("X", "Y"):
+        for name in names:
             if name not in handle.variables:
                 raise _missing(path, name, handle.variables)
             variable = handle.variables[name]
@@ -284,7 +284,7 @@ def dims(params: dict) -> tuple[int, int, int]:
             raise DataError(f"{file}: X has {N} rows (samples) but Y has {NY}; expected the same number of rows "
                             f"in X and Y")
         if params.get("one_hot"):
-            m = int(np.unique(_numeric(_read_arrays(file)["Y"], str(file), "Y")).size)
+            m = int(np.unique(_numeric(_read_arrays(file, ("Y",))["Y"], str(file), "Y")).size)  # Y only
     subsample = params.get("subsample")
     if subsample is not None and subsample > N:
         raise DataError(f"subsample {subsample} is more than the {N} rows of the data; expected an integer in "
