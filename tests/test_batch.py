@@ -237,8 +237,10 @@ def test_a_run_is_refused_from_the_jobs_declared_memory_counting_the_explicit_me
 
     plan = grid.plan(EXPLICIT_GD)
     params = plan.experiments["e"].cases["x"]
-    full = resources.job_memory_bytes(params, n=30, m=2, rank=6, width=20000)
-    flow_only = resources.job_memory_bytes(dict(params, method="flow"), n=30, m=2, rank=6, width=20000)
+    data_bytes = resources.data_memory_bytes(6, 30, 2)  # the dataset's own terms, in every job
+    full = resources.job_memory_bytes(params, n=30, m=2, rank=6, width=20000, data_bytes=data_bytes)
+    flow_only = resources.job_memory_bytes(dict(params, method="flow"), n=30, m=2, rank=6, width=20000,
+                                           data_bytes=data_bytes)
     assert flow_only < full
     declared = (flow_only + full) // 2
     table = batch.run_chunk(dataset, plan.chunk_spec(plan.experiments["e"].chunks[0]), tmp_path / "runs",

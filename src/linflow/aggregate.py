@@ -263,6 +263,9 @@ def summarize(table_paths, *, experiment: str, bound_rtol: float = checks.DEFAUL
     ds = statistics(cube(table, cases))
     ds.attrs.update(record.provenance({"experiment": experiment, "n_runs": int(table.sizes["run"])}, "summary"))
     ds.attrs.update(experiment=experiment, simulation=json.dumps(_shared_settings(cases), sort_keys=True))
+    data = record.open_table(table_paths[0]).attrs.get("data")  # one dataset per experiment
+    if data is not None:
+        ds.attrs["data"] = data
     return ds
 
 

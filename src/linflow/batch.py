@@ -12,6 +12,7 @@ spec) stop it.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import traceback
@@ -27,15 +28,21 @@ from .simulate import output_factor, simulate, simulate_options
 from .state import CompressedInit
 
 class Reductions:
-    """The SVD reduction of ``(gamma X, Y)`` per output scale ``gamma``, computed once."""
+    """The SVD reduction of ``(gamma X, Y)`` per output scale ``gamma``, computed once, with the
+    dataset's rank cut ``rank_rtol`` (real data; None: NumPy's default tolerance)."""
 
-    def __init__(self, X: np.ndarray, Y: np.ndarray):
-        self.X, self.Y, self._cache = X, Y, {}
+    def __init__(self, X: np.ndarray, Y: np.ndarray, rank_rtol: float | None = None):
+        self.X, self.Y, self.rank_rtol, self._cache = X, Y, rank_rtol, {}
 
     def __call__(self, gamma: float) -> theory.ReducedProblem:
         if gamma not in self._cache:
-            self._cache[gamma] = theory.reduce_problem(gamma * self.X, self.Y)
+            X = self.X if gamma == 1.0 else gamma * self.X
+            self._cache[gamma] = theory.reduce_problem(X, self.Y, rank_rtol=self.rank_rtol)
         return self._cache[gamma]
+
+    @property
+    def data_bytes(self) -> int:
+        return resources.data_memory_bytes(*self.X.shape, self.Y.shape[1])
 
 
 def run_path(runs_dir, case: str, width: int, seed: int) -> Path:
@@ -57,7 +64,7 @@ def run_one(reductions: Reductions, *, experiment: str, case: str, width: int, s
     problem = reductions(gamma)
     if available_memory is not None:  # the job's declared memory: every term of the run, before any allocation
         resources.check_fits(resources.job_memory_bytes(params, n=problem.n, m=problem.m, rank=problem.r,
-                                                        width=width),
+                                                        width=width, data_bytes=reductions.data_bytes),
                              f"run {case} at width {width} (method {params['method']}, sampling {params['sampling']})",
                              available_memory)
     rng = seeding.rng_for(entropy, "init", experiment, width, seed)
@@ -88,6 +95,16 @@ def failed_run(message: str, *, reductions: Reductions, experiment: str, case: s
     return record.failed_record(message, n=n, m=m, settings=settings, wall_time=wall_time,
                                 extra_attrs={"run_parameters": run_parameters, "experiment": experiment,
                                              "case": case, "seed": seed})
+
+
+def data_description(dataset_attrs: dict) -> str:
+    """JSON of the dataset's parameters (name, kind, preprocessing) and what came out (N, n, m,
+    r, lam_1 / lam_r): carried to the summary, so a figure can say which data it shows."""
+    described = json.loads(dataset_attrs.get("parameters", "{}"))
+    for key in ("N", "n", "m", "r", "lam_ratio"):
+        if key in dataset_attrs:
+            described[key] = np.asarray(dataset_attrs[key]).item()
+    return grid.canonical(described)
 
 
 def load_dataset(path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -129,7 +146,8 @@ def run_chunk(dataset_path, spec: dict, runs_dir, table_path, *, log=None, overw
     # the table, so a rerun removes what the killed one left.
     for stale in Path(table_path).parent.glob(f".{Path(table_path).name}.*.tmp.nc"):
         stale.unlink(missing_ok=True)
-    reductions = Reductions(X, Y)
+    rank_rtol = dataset_attrs.get("rank_rtol")
+    reductions = Reductions(X, Y, None if rank_rtol is None else float(rank_rtol))
     rows, clock = [], time.perf_counter()
     for i, ((case, seed), path) in enumerate(zip(runs, paths), start=1):
         start = time.perf_counter()
@@ -150,6 +168,6 @@ def run_chunk(dataset_path, spec: dict, runs_dir, table_path, *, log=None, overw
         log(f"[{experiment} h{width}] {i}/{len(runs)} runs, {elapsed:.1f} s elapsed, ETA {eta:.0f} s; "
             f"{case} s={seed}: {ds['status'].item()} in {time.perf_counter() - start:.2f} s")
     table = record.chunk_table(rows, {"experiment": experiment, "width": width, "entropy": entropy,
-                                      "cases": grid.canonical(spec["cases"])})
+                                      "cases": grid.canonical(spec["cases"]), "data": data_description(dataset_attrs)})
     record.write_netcdf(table, table_path)
     return table

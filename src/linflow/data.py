@@ -1,7 +1,8 @@
 """Synthetic data of the paper's experiments (Appendix A), deterministic from a generator.
 
 All functions take a ``numpy.random.Generator`` and return float64 arrays ``X`` (N x n)
-and ``Y`` (N x m).
+and ``Y`` (N x m). Real data (a NetCDF / ``.npz`` file, or scikit-learn's bundled datasets):
+:func:`load`, from :mod:`linflow.realdata`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import parameters as P
+from .realdata import DataError, LoadedData, load  # noqa: F401  (the notebook API: linflow.data.load)
 
 DATA_KINDS = P.DATA_KINDS
 

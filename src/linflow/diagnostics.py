@@ -37,11 +37,13 @@ def _imbalance_drift(Zc: np.ndarray, m: int, max_points: int = 33) -> float:
     J = theory.imbalance_signature(m, Zc.shape[1] - m)
     idx = np.unique(np.linspace(0, Zc.shape[0] - 1, min(max_points, Zc.shape[0])).astype(int))
     # one 2-D product per sampled point: NumPy's stacked matmul of transposed views is slower
-    Dc = np.stack([Zc[i].T @ (J[:, None] * Zc[i]) for i in idx])
-    scale = np.linalg.norm(Dc[0])
+    # (one k x k matrix at a time: with m + r ~ 800, a stack of 33 would take 170 MB)
+    D0 = Zc[idx[0]].T @ (J[:, None] * Zc[idx[0]])
+    scale = np.linalg.norm(D0)
     if scale == 0:
         scale = max(np.linalg.norm(Zc[0]) ** 2, np.finfo(float).tiny)
-    return float(np.max(np.linalg.norm(Dc - Dc[0], axis=(1, 2))) / scale)
+    drift = max(float(np.linalg.norm(Zc[i].T @ (J[:, None] * Zc[i]) - D0)) for i in idx)
+    return drift / scale
 
 
 def diagnostics(problem: ReducedProblem, traj: Trajectory, deltas_along: bool) -> dict:
@@ -75,11 +77,14 @@ def diagnostics(problem: ReducedProblem, traj: Trajectory, deltas_along: bool) -
     K_V = Vc @ U2c_t  # m x (n - r)
     # ||K||_F^2 = tr(Zc (U2c^T U2c) Zc^T): cheaper than forming K when n - r > k.
     gram_U2 = U2c_t @ U2c
-    if U2c.ndim == 2:  # one basis for every point: a single GEMM over the stacked snapshots
-        ZM = (Zc.reshape(-1, Zc.shape[-1]) @ gram_U2).reshape(Zc.shape)
+    if U2c.ndim == 2:  # one basis for every point: GEMMs over blocks of stacked snapshots
+        # (blocks of ~8 MB: a T x k x k product would double the trajectory's memory at m + r ~ 800)
+        block = max(1, 1_000_000 // Zc[0].size)
+        squares = [np.einsum("tij,tij->t", (Zc[i:i + block].reshape(-1, Zc.shape[-1]) @ gram_U2).reshape(
+            Zc[i:i + block].shape), Zc[i:i + block]) for i in range(0, len(Zc), block)]
+        orthogonality = np.sqrt(np.maximum(np.concatenate(squares), 0.0))
     else:
-        ZM = Zc @ gram_U2
-    orthogonality = np.sqrt(np.maximum(np.einsum("tij,tij->t", ZM, Zc), 0.0))
+        orthogonality = np.sqrt(np.maximum(np.einsum("tij,tij->t", Zc @ gram_U2, Zc), 0.0))
     dist_fro, dist_op = theory.distance_to_min_norm(product, K_V, problem.theta_hat_reduced)
     end_to_end = problem.Phi1 @ product[-1] + problem.Phi2 @ K_V[-1].T
     return dict(

@@ -93,6 +93,7 @@ class Plan:
     datasets: dict[str, dict]  # name -> resolved dataset parameters
     experiments: dict[str, Experiment]
     figures: dict[str, dict]
+    dims: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # dataset -> (N, n, m)
 
     def chunk(self, experiment: str, chunk_id: str) -> Chunk:
         try:
@@ -117,12 +118,13 @@ class Plan:
         ``attempt`` for a retried job."""
         experiment = self.experiments[chunk.experiment]
         data = self.datasets[experiment.dataset]
-        n, m = data["n"], data["m"]
-        rank = min(data.get("N", n), n)
+        N, n, m = self.dims[experiment.dataset]
+        rank = min(N, n)
         runs = chunk.runs
         estimate = resources.chunk_resources([experiment.cases[c] for c, _, _ in runs], n=n, m=m, rank=rank,
                                              widths=[w for _, w, _ in runs],
-                                             ratio=resources.stiffness_ratio(data), attempt=attempt)
+                                             ratio=resources.stiffness_ratio(data), attempt=attempt,
+                                             data_bytes=resources.data_memory_bytes(N, n, m))
         estimate.update({key: attempt * value for key, value in experiment.resources.items()})
         return estimate
 
@@ -260,7 +262,7 @@ def _refuse_case_insensitive_clashes(names, where: str) -> None:
                               f"same file on a case-insensitive file system: rename one")
 
 
-def plan_experiment(name: str, spec: dict, datasets: dict) -> Experiment:
+def plan_experiment(name: str, spec: dict, datasets: dict, dims: dict) -> Experiment:
     where = f"experiments.{name}"
     if spec["dataset"] not in datasets:
         raise ConfigError(f"{where}.dataset: {spec['dataset']!r} is not a dataset; "
@@ -286,7 +288,7 @@ def plan_experiment(name: str, spec: dict, datasets: dict) -> Experiment:
                               + ")")
     chunk_size = P.check("chunk_size", spec.get("chunk_size", P.default("chunk_size")), f"{where}.chunk_size")
     widths = expand_widths(spec["widths"], f"{where}.widths")
-    _refuse_impossible_runs(where, cases, widths, datasets[spec["dataset"]])
+    _refuse_impossible_runs(where, cases, widths, dims[spec["dataset"]])
     return Experiment(
         name=name,
         dataset=spec["dataset"],
@@ -298,13 +300,22 @@ def plan_experiment(name: str, spec: dict, datasets: dict) -> Experiment:
     )
 
 
-def _refuse_impossible_runs(where: str, cases: dict, widths: tuple, data: dict) -> None:
+def dataset_dims(params: dict) -> tuple[int, int, int]:
+    """``(N, n, m)`` of a dataset before it is made: from its parameters, or for real data from
+    the file's array shapes (:func:`linflow.realdata.dims`; imported only then: it needs NumPy)."""
+    if params["kind"] in P.REAL_DATA_KINDS:
+        from . import realdata
+
+        return realdata.dims(params)
+    return params.get("N", params["n"]), params["n"], params["m"]  # factorization data: X = I_n
+
+
+def _refuse_impossible_runs(where: str, cases: dict, widths: tuple, dims: tuple[int, int, int]) -> None:
     """Refuse, naming the key, a case whose every run would fail: mini-batches larger than the
     data, an explicit-weights method on Wishart-sampled (weightless) initializations, and
     Wishart sampling below width m + r."""
-    n, m = data["n"], data["m"]
-    N = data.get("N", n)  # factorization data: X = I_n
-    k = m + min(N, n)  # m + rank: synthetic data have full rank
+    N, n, m = dims
+    k = m + min(N, n)  # m + rank: an upper bound (synthetic data have full rank)
     for case, params in cases.items():
         here = f"{where}.cases.{case}"
         if params.get("batch_size", 0) > N:
@@ -328,11 +339,18 @@ def plan(config: dict) -> Plan:
                 for name, spec in config["datasets"].items()}
     for block in ("datasets", "experiments", "figures"):
         _refuse_case_insensitive_clashes(config.get(block, {}), block)
-    experiments = {name: plan_experiment(name, spec, datasets) for name, spec in config["experiments"].items()}
+    dims = {}
+    for name, params in datasets.items():
+        try:
+            dims[name] = dataset_dims(params)
+        except (ValueError, FileNotFoundError) as exc:  # bad data stops the plan, before any job
+            raise ConfigError(f"datasets.{name}: {exc}") from None
+    experiments = {name: plan_experiment(name, spec, datasets, dims) for name, spec in config["experiments"].items()}
     figures = dict(config.get("figures", {}))
     for name, figure in figures.items():
         for experiment in figure["experiments"]:
             if experiment not in experiments:
                 raise ConfigError(f"figures.{name}.experiments names {experiment!r}, which is not an experiment; "
                                   f"allowed: {', '.join(experiments)}")
-    return Plan(entropy=int(config["seed_entropy"]), datasets=datasets, experiments=experiments, figures=figures)
+    return Plan(entropy=int(config["seed_entropy"]), datasets=datasets, experiments=experiments, figures=figures,
+                dims=dims)

@@ -18,6 +18,8 @@ from . import theory
 from .state import CompressedInit
 from .theory import ReducedProblem
 
+_EPS = np.finfo(float).eps  # solve_ivp's event tolerance is 4 eps
+
 @dataclass
 class Trajectory:
     """Raw output of a simulator: snapshots of the compressed state at recorded points."""
@@ -68,12 +70,13 @@ def record_times(problem: ReducedProblem, Z0: np.ndarray, max_time: float, per_d
 def flow(problem: ReducedProblem, init: CompressedInit, target, max_time, rtol, atol, per_decade) -> Trajectory:
     """Integrate ``dZc/dt = A(E) Zc`` (``dV/dt = E^T S U1``, ``dU1/dt = S E V``; docs/theory.md, section 2).
 
-    SciPy's DOP853 (``solve_ivp``) with records on the log-spaced ``t_eval`` grid and a
-    terminal event where the excess loss ``1/2 ||E||^2`` falls to ``target``.
+    SciPy's DOP853, stepped as ``solve_ivp`` steps it, with records on the log-spaced grid
+    and a terminal event where the excess loss ``1/2 ||E||^2`` falls to ``target``.
     """
     # Imported here: scipy.integrate takes ~0.8 s to import, and gradient-descent and SGD jobs
     # (and every command that only reads Trajectory) never integrate.
-    from scipy.integrate import solve_ivp
+    from scipy.integrate import DOP853
+    from scipy.optimize import brentq
 
     s, Yt, m = problem.s, problem.Yt, problem.m
     shape = init.Zc.shape
@@ -95,31 +98,56 @@ def flow(problem: ReducedProblem, init: CompressedInit, target, max_time, rtol, 
         np.dot(SE, V, out=out[mk:].reshape(r, k))  # dU1/dt = S E V
         return out
 
-    def reached_target(_t, y):
+    def reached_target(y):
         return theory.excess_loss(error(s, Yt, y.reshape(shape), m)) - target
 
-    reached_target.terminal = True
-    reached_target.direction = -1
-
     t_eval = record_times(problem, init.Zc, max_time, per_decade)
-    Z0 = init.Zc
-    sol = solve_ivp(rhs, (0.0, max_time), Z0.ravel(), method="DOP853", t_eval=t_eval, events=reached_target,
-                    rtol=rtol, atol=atol)
-    times, states = list(sol.t), list(sol.y.T)
-    if sol.status == 1:  # terminal event: the target was reached
-        times.append(float(sol.t_events[0][0]))
-        states.append(sol.y_events[0][0])
+    solver = DOP853(rhs, 0.0, init.Zc.ravel(), float(max_time), rtol=rtol, atol=atol)
+    # solve_ivp's loop (t_eval records, a terminal event on the target, found by brentq on the
+    # dense output), writing each record straight into its slot: solve_ivp would hold the
+    # records twice at the end (its list and the stacked array), 0.9 GB at m + r ~ 800. The
+    # buffer has a slot for every point of the grid; untouched slots are never resident.
+    records = np.empty((t_eval.size + 1, solver.n))
+    times: list[float] = []
+    g = reached_target(solver.y)
+    status = None
+    while status is None:
+        message = solver.step()
+        if solver.status == "finished":
+            status = 0
+        elif solver.status == "failed":
+            status = -1
+            break
+        t, y, sol = solver.t, solver.y, None
+        g_new = reached_target(y)
+        if g >= 0 and g_new <= 0:  # the excess loss crossed the target downwards in this step
+            sol = solver.dense_output()
+            root = brentq(lambda time: reached_target(sol(time)), solver.t_old, t, xtol=4 * _EPS, rtol=4 * _EPS)
+            event_state = sol(root)
+            status, t = 1, root
+        g = g_new
+        upto = int(np.searchsorted(t_eval, t, side="right"))
+        if upto > len(times):
+            if sol is None:
+                sol = solver.dense_output()
+            step_times = t_eval[len(times):upto]
+            records[len(times):upto] = sol(step_times).T
+            times.extend(float(v) for v in step_times)
+    if status == 1:  # terminal event: the target was reached
+        records[len(times)] = event_state
+        times.append(float(root))
         status, message = "converged", "excess loss reached the target"
-    elif sol.status == 0:
+    elif status == 0:
         status, message = "not_converged", f"time limit {max_time:g} reached before the target"
     else:
-        status, message = "failed", f"integrator failed: {sol.message}"
-    Zc = np.asarray(states).reshape((len(states),) + shape)
+        status, message = "failed", f"integrator failed: {message}"
+    Zc = records[:len(times)].reshape((len(times),) + shape)
     if not np.all(np.isfinite(Zc)):
         status, message = "failed", "integrator produced non-finite states"
         keep = np.all(np.isfinite(Zc), axis=(1, 2))
         Zc, times = Zc[keep], list(np.asarray(times)[keep])
-    return Trajectory(np.asarray(times), None, Zc, init.U2c, status, message, int(sol.nfev), True)
+    n_evaluations = int(solver.nfev)
+    return Trajectory(np.asarray(times), None, Zc, init.U2c, status, message, n_evaluations, True)
 
 
 def _record_steps(max_steps: int, per_decade: int) -> np.ndarray:

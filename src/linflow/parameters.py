@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 # Allowed values of the choice parameters (imported by data, init, simulate and the CLI).
-DATA_KINDS = ("factorization", "orthonormal_rows", "gaussian", "conditioned")
+SYNTHETIC_KINDS = ("factorization", "orthonormal_rows", "gaussian", "conditioned")
+REAL_DATA_KINDS = ("file", "sklearn")  # data read from a file or from scikit-learn (linflow.realdata)
+DATA_KINDS = SYNTHETIC_KINDS + REAL_DATA_KINDS
+SKLEARN_SOURCES = ("digits", "diabetes", "linnerud")  # bundled with scikit-learn: no download
 INIT_KINDS = ("gaussian", "scaled", "balanced", "invariant")
 SAMPLING_KINDS = ("explicit", "wishart", "auto")
 FLOW_METHODS = ("flow",)
@@ -52,7 +55,7 @@ class Parameter:
     it applies; otherwise ``default`` (None: no default, the parameter is optional)."""
 
     name: str
-    type: str  # "integer" | "number" | "string"
+    type: str  # "integer" | "number" | "string" | "boolean"
     doc: str
     block: str
     default: Any = None
@@ -72,6 +75,8 @@ class Parameter:
         """The allowed values in words, e.g. ``a number in (0.25, 0.5]``."""
         if self.choices:
             return "one of " + ", ".join(self.choices)
+        if self.type == "boolean":
+            return "true or false"
         noun = "an integer" if self.type == "integer" else "a number"
         low = (f"({self.exclusive_minimum:g}" if self.exclusive_minimum is not None
                else f"[{self.minimum:g}" if self.minimum is not None else "(-inf")
@@ -91,6 +96,10 @@ class Parameter:
             if not isinstance(value, str):
                 raise ParameterError(f"{label}: expected a string, got {value!r}")
             return value
+        if self.type == "boolean":
+            if type(value).__name__ not in ("bool", "bool_"):  # numpy's bool too, but not 0 / 1
+                raise ParameterError(f"{label}: expected {self.allowed()}, got {value!r}")
+            return bool(value)
         if isinstance(value, bool) or not _is_number(value):
             raise ParameterError(f"{label}: expected {self.allowed()}, got {value!r}")
         if self.type == "integer":
@@ -107,6 +116,11 @@ class Parameter:
         """A command-line value: ``text`` converted and checked (argparse type function)."""
         if self.choices or self.type == "string":
             return self.check(text)
+        if self.type == "boolean":
+            words = {"true": True, "false": False}
+            if text.lower() not in words:
+                raise ParameterError(f"{self.flag}: expected {self.allowed()}, got {text!r}")
+            return words[text.lower()]
         try:
             number = int(text) if self.type == "integer" else float(text)
         except ValueError:
@@ -151,12 +165,14 @@ def _p(name, type, doc, block, **kwargs) -> Parameter:
 
 
 _NEEDS_N = {"kind": ("orthonormal_rows", "gaussian", "conditioned")}
+_SYNTHETIC = {"kind": SYNTHETIC_KINDS}
+_REAL = {"kind": REAL_DATA_KINDS}
 
 PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     # Synthetic data (Appendix A of the paper).
     _p("kind", "string", "data model", DATASET, choices=DATA_KINDS, required=True),
-    _p("n", "integer", "input dimension", DATASET, minimum=1, required=True),
-    _p("m", "integer", "output dimension", DATASET, minimum=1, required=True),
+    _p("n", "integer", "input dimension", DATASET, minimum=1, when=_SYNTHETIC, required=True),
+    _p("m", "integer", "output dimension", DATASET, minimum=1, when=_SYNTHETIC, required=True),
     _p("N", "integer", "number of samples", DATASET, minimum=1, when=_NEEDS_N, required=True),
     _p("noise", "number", "standard deviation of the target noise eps", DATASET, default=0.01,
        minimum=0, when=_NEEDS_N),
@@ -164,6 +180,26 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
        default=0.1, minimum=0, when={"kind": ("factorization",)}),
     _p("condition_number", "number", "s_1 / s_r of X (conditioned data)", DATASET, default=1.0, minimum=1,
        when={"kind": ("conditioned",)}),
+    # Real data (linflow.realdata) and its preprocessing, applied in this order: one_hot, subsample,
+    # center / standardize, scale; then rank_rtol decides the rank.
+    _p("path", "string", "data file: NetCDF (.nc) or NumPy (.npz) with X (samples x features) and Y (samples x "
+       "outputs); relative to the working directory. The workflow reruns the dataset when the file changes",
+       DATASET, when={"kind": ("file",)}, required=True),
+    _p("source", "string", "scikit-learn's bundled dataset (no download; needs the extra linflow[data]): digits "
+       "(1797 x 64, one-hot targets m = 10), diabetes (442 x 10, m = 1) or linnerud (20 x 3, m = 3)", DATASET,
+       choices=SKLEARN_SOURCES, when={"kind": ("sklearn",)}, required=True),
+    _p("one_hot", "boolean", "Y is one column of integer class labels: replace it by one-hot rows (m = number of "
+       "classes)", DATASET, default=False, when={"kind": ("file",)}),
+    _p("subsample", "integer", "keep this many rows, drawn without replacement from the dataset's own random "
+       "stream (default: all rows)", DATASET, minimum=1, when=_REAL),
+    _p("center", "boolean", "subtract the mean of every column of X", DATASET, default=False, when=_REAL),
+    _p("standardize", "boolean", "center every column of X and divide it by its standard deviation (constant "
+       "columns become 0)", DATASET, default=False, when=_REAL),
+    _p("scale", "number", "multiply X by this factor (after centering / standardizing)", DATASET, default=1.0,
+       exclusive_minimum=0, when=_REAL),
+    _p("rank_rtol", "number", "singular values of X below rank_rtol * s_1 count as zero (so a constant column "
+       "does not become a tiny singular value)", DATASET, default=1e-10, exclusive_minimum=0, exclusive_maximum=1,
+       when=_REAL),
     # Initialization (a case of an experiment).
     _p("init", "string", "initialization", CASE, choices=INIT_KINDS, required=True),
     _p("alpha", "number", "Gaussian init variance h^(-2 alpha); Theorem 12 needs 1/4 < alpha <= 1/2", CASE,

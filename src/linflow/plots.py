@@ -630,14 +630,55 @@ _DRAW = {
 }
 
 
+def data_caption(description: dict) -> str:
+    """Which data a summary shows, from the description its runs' dataset recorded:
+    ``digits (standardize): N = 1797, n = 64, m = 10, kappa = lam_1/lam_r = 146``."""
+    steps = [key for key in ("one_hot", "center", "standardize") if description.get(key)]
+    if description.get("scale", 1.0) != 1.0:
+        steps.append(f"scale {description['scale']:g}")
+    if description.get("subsample"):
+        steps.append(f"subsample {description['subsample']}")
+    name = str(description.get("name", "data")) + (f" ({', '.join(steps)})" if steps else "")
+    sizes = ", ".join(f"{key} = {description[key]}" for key in ("N", "n", "m") if key in description)
+    kappa = (f", $\kappa = \lambda_1/\lambda_r$ = {description['lam_ratio']:.3g}"
+             if "lam_ratio" in description else "")
+    return f"{name}: {sizes}{kappa}"
+
+
+def data_captions(inputs) -> list[str]:
+    """One caption per distinct dataset of the summaries ``inputs`` (none for other inputs)."""
+    import xarray as xr
+
+    captions = []
+    for path in inputs:
+        try:
+            with xr.open_dataset(path) as ds:
+                description = ds.attrs.get("data")
+        except (OSError, ValueError):
+            continue
+        if description:
+            caption = data_caption(json.loads(description))
+            if caption not in captions:
+                captions.append(caption)
+    return captions
+
+
 def draw(kind: str, inputs, *, png, pdf, title: str | None = None) -> None:
     """Draw figure ``kind`` from ``inputs`` (NetCDF files) into ``png`` and ``pdf`` (atomically)."""
     if kind not in _DRAW:
         raise ValueError(f"unknown figure {kind!r}; allowed: {', '.join(sorted(_DRAW))}")
     plt, sns = _setup()
     fig = _DRAW[kind]([Path(p) for p in inputs], plt, sns)
-    if title:
-        fig.suptitle(title)
+    captions = data_captions(inputs)
+    if captions:  # wrapped to the figure's width (~0.55 em per character)
+        import textwrap
+
+        size = FONT_SIZES["legend.fontsize"]
+        width = max(30, int(fig.get_figwidth() * 72 / (0.55 * size)))
+        captions = [textwrap.fill(c, width, subsequent_indent="  ") for c in captions]
+    if title or captions:
+        fig.suptitle("\n".join(filter(None, [title, *captions])), fontsize=FONT_SIZES["figure.titlesize"] if title
+                     else FONT_SIZES["legend.fontsize"])
     for path in (Path(png), Path(pdf)):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")

@@ -302,6 +302,9 @@ def dataset_record(X: np.ndarray, Y: np.ndarray, problem: ReducedProblem, params
         }
     )
     ds.attrs.update(provenance(params, "dataset"))
+    # What came out, for figures to say which data they show; rank_rtol: the cut the runs reuse.
+    ds.attrs.update(N=int(X.shape[0]), n=problem.n, m=problem.m, r=problem.r, lam_ratio=problem.lam_1 / problem.lam_r,
+                    **{key: params[key] for key in ("rank_rtol", "source_sha256") if key in params})
     return ds
 
 

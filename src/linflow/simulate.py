@@ -143,7 +143,8 @@ def simulate(
         raise ValueError(f"X and Y must have the same number of rows (samples), got X {X.shape} and Y {Y.shape}")
     width = _width(U0, V0, init)
     gamma = output_factor(output_scale, Y.shape[1], width)
-    problem = _reduction(gamma * X, Y, problem)
+    X_eff = X if gamma == 1.0 else gamma * X  # one copy at most: X may be 60,000 x 784
+    problem = _reduction(X_eff, Y, problem)
     state = _initial_state(problem, U0, V0, init, entry)
     N, scale = X.shape[0], objective_scale(options["loss_scale"], X.shape[0])
     plan = entry.prepare(options, N) if entry.prepare else {}
@@ -154,7 +155,7 @@ def simulate(
     target = options["stop_factor"] * excess0
     if options["loss_threshold"] is not None:
         target = max(target, options["loss_threshold"] / scale)
-    run = methods.Run(problem, gamma * X, Y, U0, V0, state, options, scale, excess0, target, plan)
+    run = methods.Run(problem, X_eff, Y, U0, V0, state, options, scale, excess0, target, plan)
 
     traj = entry.run(run)
 
@@ -214,8 +215,12 @@ def _reduction(X_eff: np.ndarray, Y: np.ndarray, problem: ReducedProblem | None)
     """The reduction of ``(X_eff, Y)`` (Section 2.1), computed, or the caller's checked against them."""
     if problem is None:
         problem = theory.reduce_problem(X_eff, Y)
+    # X = W S Phi1^T exactly when W^T X = S Phi1^T and ||X||_F^2 = ||S||_F^2 (nothing outside W's
+    # span): checked with r x n products, never an N x n temporary.
     elif (problem.W.shape[0], problem.n, problem.m) != (X_eff.shape[0], X_eff.shape[1], Y.shape[1]) or not (
-        np.allclose((problem.W * problem.s) @ problem.Phi1.T, X_eff) and np.allclose(problem.W.T @ Y, problem.Yt)
+        np.allclose(problem.W.T @ X_eff, problem.s[:, None] * problem.Phi1.T)
+        and np.isclose(np.vdot(X_eff, X_eff), np.sum(problem.s**2), rtol=1e-10)
+        and np.allclose(problem.W.T @ Y, problem.Yt)
     ):
         raise ValueError("problem is not the reduction of (output_scale * X, Y)")
     if problem.r == 0:

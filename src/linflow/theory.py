@@ -68,9 +68,14 @@ def reduce_problem(X: np.ndarray, Y: np.ndarray, rank_rtol: float | None = None)
 
     The numerical rank uses NumPy's default ``matrix_rank`` tolerance unless
     ``rank_rtol`` (relative to the largest singular value) is given.
+
+    Economy factorization: no ``N x N`` matrix for tall data (``N >= n``: the right factor is
+    already the ``n x n`` basis ``[Phi1, Phi2]``). Wide data (``N < n``) need the complement
+    ``Phi2`` of the ``N`` right singular vectors, which the full factorization gives at the
+    cost of an ``N x N`` left factor, smaller than the ``n x n`` basis itself.
     """
     N, n = X.shape
-    Wfull, s_all, Vt = np.linalg.svd(X, full_matrices=True)
+    Wfull, s_all, Vt = np.linalg.svd(X, full_matrices=N < n)
     tol = (s_all[0] * rank_rtol) if rank_rtol is not None else (s_all[0] * max(N, n) * np.finfo(float).eps)
     r = int(np.count_nonzero(s_all > tol))
     W = Wfull[:, :r]

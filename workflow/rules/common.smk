@@ -2,6 +2,7 @@
 # Planning is linflow's own code (linflow.grid, linflow.parameters), imported from this
 # checkout's src/, the code the jobs run.
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -85,8 +86,16 @@ def dataset_flags(wildcards):
     """`--kind gaussian --n 500 ...`: exactly the parameters this dataset uses, sorted."""
     params = PLAN.datasets[wildcards.dataset]
     return " ".join(
-        f"{parameters.PARAMETERS[key].flag} {value}" for key, value in params.items()
+        f"{parameters.PARAMETERS[key].flag} {shlex.quote(str(value))}"
+        for key, value in params.items()
     )
+
+
+def dataset_inputs(wildcards):
+    """The data file of a `kind: file` dataset: an input, so editing it reruns the dataset
+    (and, through it, the simulations that use it)."""
+    params = PLAN.datasets[wildcards.dataset]
+    return [params["path"]] if params["kind"] == "file" else []
 
 
 def _chunk(wildcards):

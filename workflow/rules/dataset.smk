@@ -1,7 +1,10 @@
-# Stage 1: one synthetic dataset per config entry (X, Y, min-norm solution, SVD quantities).
+# Stage 1: one dataset per config entry (X, Y, min-norm solution, SVD quantities): synthetic,
+# or real data read from a file (its input) or from scikit-learn, preprocessed.
 
 
 rule dataset:
+    input:
+        dataset_inputs,
     output:
         "data/{dataset}/dataset.nc",
     log:

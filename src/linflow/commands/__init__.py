@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import checks, record
+from .. import checks, realdata, record
 from .. import parameters as P
 
 
@@ -15,7 +15,8 @@ class UsageError(Exception):
 
 
 #: Errors a command reports in one line (exit code 2) instead of a traceback.
-ERRORS = (UsageError, ValueError, FileExistsError, FileNotFoundError, record.CorruptFileError, checks.BoundViolation)
+ERRORS = (UsageError, ValueError, FileExistsError, FileNotFoundError, record.CorruptFileError, checks.BoundViolation,
+          realdata.MissingExtraError)
 
 
 def refuse_existing(paths, overwrite: bool) -> None:

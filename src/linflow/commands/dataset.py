@@ -1,8 +1,9 @@
-"""``linflow dataset``: one synthetic dataset (X, Y, min-norm solution) as NetCDF."""
+"""``linflow dataset``: one dataset (X, Y, min-norm solution) as NetCDF: synthetic, or real data
+from a file or scikit-learn (:mod:`linflow.realdata`), preprocessed."""
 
 from __future__ import annotations
 
-from .. import data, record, seeding, theory
+from .. import data, realdata, record, seeding, theory
 from .. import parameters as P
 from . import add_output, add_parameters, refuse_existing, resolve_flags
 
@@ -18,7 +19,14 @@ def add_arguments(parser) -> None:
 def run(args) -> None:
     refuse_existing([args.output], args.overwrite)
     params = resolve_flags(args, P.DATASET_PARAMETERS)
-    rng = seeding.rng_for(args.entropy, "dataset", args.name)
-    X, Y = data.make_dataset(rng=rng, **params)
+    rng = seeding.rng_for(args.entropy, "dataset", args.name)  # real data: the subsample's rows
     provenance = dict(params, name=args.name, entropy=args.entropy)
-    record.write_netcdf(record.dataset_record(X, Y, theory.reduce_problem(X, Y), provenance), args.output)
+    if params["kind"] in P.REAL_DATA_KINDS:  # every check runs here, before anything is written
+        options = {key: value for key, value in params.items() if key != "kind"}
+        loaded = realdata.load(params["kind"], **options, rng=rng, name=args.name)
+        X, Y, problem = loaded.X, loaded.Y, loaded.problem
+        provenance.update({key: loaded.info[key] for key in ("source_sha256",) if key in loaded.info})
+    else:
+        X, Y = data.make_dataset(rng=rng, **params)
+        problem = theory.reduce_problem(X, Y)
+    record.write_netcdf(record.dataset_record(X, Y, problem, provenance), args.output)
