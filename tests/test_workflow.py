@@ -16,6 +16,7 @@ import xarray as xr
 import yaml
 
 import browser
+import test_docs
 from conftest import REPO, copy_repository
 from figure_helpers import assert_one_column_panels_and_legible_text, draw
 import linflow
@@ -413,13 +414,13 @@ def test_invalid_config_fails_before_any_job(tmp_path, label, change, words):
     assert not (repo / "data").exists() and not (repo / "results").exists()
 
 
-def test_readme_notebook_example_runs_on_the_smoke_sweep(smoke_repo, monkeypatch):
-    text = (REPO / "README.md").read_text()
-    example = text.split("<!-- notebook example: tested by tests/test_workflow.py -->", 1)[1]
-    code = example.split("```python\n", 1)[1].split("```", 1)[0]
-    assert "open_sweep" in code and "assert" in code
+def test_doc_notebook_examples_run_on_the_smoke_sweep(smoke_repo, monkeypatch):
+    """The docs' Python blocks that read a finished sweep (marked, see tests/test_docs.py)."""
+    examples = test_docs.sweep_examples()
+    assert any("open_sweep" in code and "assert" in code for _, code in examples)
     monkeypatch.chdir(smoke_repo)
-    exec(compile(code, "README.md", "exec"), {})
+    for path, code in examples:
+        exec(compile(code, path.name, "exec"), {})
 
 
 def test_a_chunk_whose_spec_exceeds_the_command_line_limit_runs(tmp_path):
