@@ -21,7 +21,7 @@ from conftest import REPO, copy_repository
 from figure_helpers import assert_one_column_panels_and_legible_text, draw
 import linflow
 from linflow import grid, record
-from workflow_helpers import scheduled_jobs, snakemake
+from workflow_helpers import docutils_messages, scheduled_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 SMOKE = REPO / "tests" / "config" / "smoke.yaml"
@@ -151,7 +151,8 @@ def test_second_run_has_nothing_to_do(smoke_repo):
 
 @pytest.fixture(scope="module")
 def smoke_report(smoke_repo):
-    snakemake(smoke_repo, "--report", "report.html", timeout=300)
+    build = snakemake(smoke_repo, "--report", "report.html", timeout=300)
+    (smoke_repo / "report.log").write_text(build.stdout + build.stderr)
     return smoke_repo / "report.html"
 
 
@@ -160,6 +161,15 @@ def test_report_is_self_contained(smoke_report):
     assert len(html) > 100_000
     for name in smoke_config()["figures"]:
         assert name in html
+
+
+def test_report_captions_render_without_docutils_messages(smoke_report):
+    """A caption docutils cannot parse (``Delta_+`` read as a link) prints "(ERROR/3) ..." while
+    the report is built and shows a "System Message" block in the page; neither may appear."""
+    build_output = (smoke_report.parent / "report.log").read_text()
+    assert not docutils_messages(build_output), "\n".join(docutils_messages(build_output))
+    html = smoke_report.read_text(errors="replace")
+    assert not docutils_messages(html), "\n".join(docutils_messages(html))
 
 
 def expected_report(config) -> dict:
@@ -266,6 +276,8 @@ def test_report_renders_in_a_browser(smoke_report, capsys):
                         row.locator("a").nth(1).click()  # info: the caption
                         phrase = CAPTIONS[kinds.get(label, label)]
                         page.get_by_text(phrase).first.wait_for(timeout=10_000)
+                        shown_messages = page.get_by_text("System Message").count()
+                        assert shown_messages == 0, f"{label}: the caption shows a docutils System Message"
             _menu(page, "Statistics")
             page.wait_for_selector("#runtimes svg, #runtimes canvas", timeout=30_000)
             page.wait_for_selector("#timeline svg, #timeline canvas", timeout=30_000)
