@@ -18,7 +18,8 @@ import yaml
 import browser
 import test_docs
 from conftest import REPO, copy_repository
-from figure_helpers import assert_one_column_panels_and_legible_text, draw
+from figure_helpers import assert_no_interval_from_one_seed, assert_one_column_panels_and_legible_text, draw, \
+    legend_styles
 import linflow
 from linflow import grid, record
 from workflow_helpers import docutils_messages, scheduled_jobs, snakemake
@@ -106,6 +107,29 @@ def test_figures_are_legible_in_one_column(smoke_repo, name):
         assert not raw, raw
     finally:
         plt.close(fig)
+
+
+def test_a_case_keeps_its_colour_and_marker_in_every_figure(smoke_repo):
+    """α = 0.50 is drawn by gradient descent (implicit_bias) and by the flow (alpha_sweep): the
+    same colour and marker in the Fig. 7, exponent and tightness figures (the method changes
+    only the line style), and no two alphas share one."""
+    config = smoke_config()
+    seen = {}  # alpha -> {(colour, marker): [figures]}
+    for name, figure in config["figures"].items():
+        plt, fig, texts = draw(figure["kind"], [smoke_repo / "results" / e / "summary.nc" for e in figure["experiments"]])
+        try:
+            assert_no_interval_from_one_seed(texts)
+            for label, style in legend_styles(fig).items():
+                alpha = re.search(r"α = ([0-9.]+)", label)
+                if alpha:
+                    seen.setdefault(alpha[1], {}).setdefault(style, set()).add(name)
+        finally:
+            plt.close(fig)
+    assert {"fig7_implicit_bias", "exponent_law", "bound_tightness"} <= set().union(*seen["0.50"].values())
+    for alpha, styles in seen.items():
+        assert len(styles) == 1, f"α = {alpha} is drawn in {len(styles)} styles: {styles}"
+    first = [next(iter(styles)) for styles in seen.values()]
+    assert len(set(first)) == len(first), seen
 
 
 def test_an_infinite_theorem12_bound_is_annotated(smoke_repo, tmp_path):
