@@ -57,3 +57,22 @@ def test_python_blocks_run(path, tmp_path, monkeypatch):
     namespace: dict = {"__name__": "__doc_example__"}
     for index, code in enumerate(blocks):
         exec(compile(code, f"{path.name} (python block {index + 1})", "exec"), namespace)
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_between_the_docs_resolve():
+    """Every relative link of the README and docs/ names a file of the repository (and, with
+    #anchor, one of its headings); none leaves the checkout."""
+    broken = []
+    for path in doc_files():
+        for target, anchor in re.findall(r"\]\((?!https?://)([^)#\s]*)(?:#([^)\s]+))?\)", path.read_text()):
+            file = (path.parent / target).resolve() if target else path
+            if not file.is_relative_to(REPO) or not file.exists():
+                broken.append(f"{path.relative_to(REPO)}: {target}")
+            elif anchor and anchor not in {_anchor(h) for h in re.findall(r"^#+ (.*)$", file.read_text(), re.M)}:
+                broken.append(f"{path.relative_to(REPO)}: {target}#{anchor}")
+    assert not broken, broken
