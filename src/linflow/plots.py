@@ -105,7 +105,7 @@ def width_text(width: float) -> str:
     if width > 0 and 10.0**exponent == width and exponent >= 4:
         return f"$10^{{{exponent}}}$"
     if width < 1e4:
-        return f"{int(width)}"
+        return f"{int(width)}" if width == int(width) else f"{width:g}"
     return f"${width / 10.0**exponent:.3g} \\times 10^{{{exponent}}}$"
 
 
@@ -227,7 +227,7 @@ def _runs(paths) -> list:
 
 
 def _status_note(ax, runs) -> None:
-    bad = [f"{_run_case_label(ds)}, h = {ds.attrs['width']}, seed {ds.attrs.get('seed')}: "
+    bad = [f"{_run_case_label(ds)}, h = {width_text(ds.attrs['width'])}, seed {ds.attrs.get('seed')}: "
            f"{ds['status'].item().replace('_', ' ')}" for ds in runs if ds["status"].item() != "converged"]
     if bad:
         ax.text(0.01, 0.01, "not converged: " + "; ".join(bad[:3]) + (" ..." if len(bad) > 3 else ""),
@@ -421,7 +421,7 @@ def fig_exponents(paths, plt, sns):
         for (prefix, shift, fmt, label), color in zip((
             ("slope_fro", -0.004, "o", "fitted slope, all widths"),
             ("slope_upper_fro", 0.004, "s",
-             f"fitted slope, widths h ≥ {int(summary['upper_min_width'].values.min())}"),
+             f"fitted slope, widths h ≥ {width_text(summary['upper_min_width'].values.min())}"),
         ), colors):
             slope = summary[prefix].values[order]
             lo, hi = summary[f"{prefix}_ci_low"].values[order], summary[f"{prefix}_ci_high"].values[order]
@@ -573,7 +573,7 @@ def fig_conditioning(paths, plt, sns):
     infinite = data[~np.isfinite(data[bound])]
     if len(infinite):
         _note_infinite(axes[0][1], "Theorem 12 bound = ∞\n(overflows) at κ = "
-                       + ", ".join(f"{k:g}" for k in sorted(set(infinite["kappa"]))) + ":\nnot drawn",
+                       + ", ".join(width_text(k) for k in sorted(set(infinite["kappa"]))) + ":\nnot drawn",
                        x=0.97, y=0.55, ha="right", va="center")
         for kappa in sorted(set(infinite["kappa"])):
             axes[0][1].annotate("bound = ∞", xy=(kappa, 1.0), xycoords=("data", "axes fraction"),
