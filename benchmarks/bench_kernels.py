@@ -106,8 +106,8 @@ def bench_flow(before, widths, explicit_widths, repeats):
             U0, V0 = init.gaussian(500, 1, h, 0.5, np.random.default_rng([7, h]))
             starts["explicit"] = dict(U0=U0, V0=V0)
         for sampling, start in starts.items():
-            best = interleaved({"before": lambda: before.simulate(X, Y, **start, **kw),
-                                "after": lambda: linflow.simulate(X, Y, **start, **kw)}, repeats)
+            best = interleaved({"before": lambda start=start: before.simulate(X, Y, **start, **kw),
+                                "after": lambda start=start: linflow.simulate(X, Y, **start, **kw)}, repeats)
             a, b = best["after"][2], best["before"][2]
             rows.append(dict(
                 what=f"flow, {sampling}, h = {h:.0e}", before_cpu=best["before"][0], after_cpu=best["after"][0],

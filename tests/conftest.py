@@ -13,7 +13,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
-import pytest
+import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")

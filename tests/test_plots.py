@@ -32,3 +32,23 @@ def test_cases_that_read_alike_are_told_apart_by_their_names_and_experiments():
         summary(["c"], experiment="two", init=["gaussian"], alpha=[0.4])
     labels = [label for group in plots._series_labels([a, b]) for label in group]
     assert len(set(labels)) == 2 and "(one)" in labels[0]
+
+
+def test_widths_read_as_powers_of_ten():
+    assert plots.width_text(1000) == "1000" and plots.width_text(3162) == "3162"
+    assert plots.width_text(10**6) == "$10^{6}$" and plots.width_text(10**4) == "$10^{4}$"
+    assert plots.width_text(31623) == r"$3.16 \times 10^{4}$"
+
+
+def test_a_case_has_one_style_whatever_else_the_figure_draws():
+    import seaborn as sns
+
+    half, three_tenths = plots.style_index(alpha=0.5), plots.style_index(alpha=0.3)
+    alone = plots.assign_styles([half], sns)[0]
+    crowded = plots.assign_styles([None, None, three_tenths, half, half], sns)
+    assert crowded[3] == crowded[4] == alone  # the same case drawn twice (two methods) and elsewhere
+    assert crowded[2] == plots.assign_styles([three_tenths], sns)[0] != alone
+    assert len({(s["marker"], tuple(s["color"])) for s in crowded[:4]}) == 4  # the unkeyed series take free styles
+    # a different alpha that lands on a taken index gets a free one, not the same style
+    near = plots.assign_styles([plots.style_index(alpha=0.35), plots.style_index(alpha=0.375)], sns)
+    assert near[0] != near[1]

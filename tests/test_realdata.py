@@ -144,7 +144,7 @@ def test_sklearn_missing_names_the_extra(monkeypatch):
 
 
 def _bad_inputs(tmp_path, X, Y):
-    nan, inf, wide_y = X.copy(), Y.copy(), Y.copy()
+    nan, inf = X.copy(), Y.copy()
     nan[3, 1] = np.nan
     inf[5, 0] = np.inf
     return [

@@ -133,7 +133,9 @@ def test_results_do_not_depend_on_cores(failures_repo, tmp_path):
 
 
 def test_random_streams_are_independent_and_stable():
-    draw = lambda *key: seeding.rng_for(5, *key).standard_normal(4)
+    def draw(*key):
+        return seeding.rng_for(5, *key).standard_normal(4)
+
     assert np.array_equal(draw("init", "exp", 100, 0), draw("init", "exp", 100, 0))
     streams = [draw("init", "exp", w, s) for w in (100, 200) for s in (0, 1)] + [draw("init", "other", 100, 0)]
     assert len({tuple(x) for x in streams}) == len(streams)

@@ -82,7 +82,9 @@ def test_flow_is_the_small_step_limit_of_explicit_gd(moderate):
         ds = linflow.simulate(X, Y, U0, V0, method="gd_explicit", step=eta, stop_factor=1e-16, max_steps=10**6)
         ends[eta] = ds.end_to_end.values
     reference = flow.end_to_end.values
-    error = lambda e: np.linalg.norm(e - reference) / np.linalg.norm(reference)
+    def error(e):
+        return np.linalg.norm(e - reference) / np.linalg.norm(reference)
+
     assert error(ends[5e-4]) < 0.6 * error(ends[1e-3])  # first order in eta
     assert error(2 * ends[5e-4] - ends[1e-3]) < 1e-6
 

@@ -32,7 +32,9 @@ def test_imbalance_spectrum_matches_explicit_D(rng, m, h):
     full = np.sort(np.linalg.eigvalsh(D))[::-1]
     compressed = state.compress(p, U, V)
     small = theory.imbalance_eigenvalues(compressed.Zc, m)
-    nonzero = lambda v: np.sort(v[np.abs(v) > 1e-9 * np.abs(v).max()])
+    def nonzero(v):
+        return np.sort(v[np.abs(v) > 1e-9 * np.abs(v).max()])
+
     np.testing.assert_allclose(nonzero(small), nonzero(full), rtol=1e-10, atol=1e-10)
     # Deltas from the padded small spectrum equal those from the full h x h spectrum.
     np.testing.assert_allclose(theory.imbalance_deltas(small, m, p.r), theory.imbalance_deltas(full, m, p.r),
@@ -74,7 +76,9 @@ def test_theorem12_growth_factor_depends_on_the_width_below_alpha_one_half():
     args = dict(lam_1=2.0, lam_r=0.3, y_fro=0.5, m=1, n=500, r=100, alpha=0.375, delta=0.1)
     b1, b2 = theory.theorem12_bound(h=1e4, **args), theory.theorem12_bound(h=1e8, **args)
     # h^(1 - 2 alpha) = h^(1/4): 10 and 100; h^-(2 alpha - 1/2) = h^(-1/4): 0.1 and 0.01.
-    growth = lambda root: np.exp(1 + np.sqrt(2.0) * 0.5 / (0.3 * root))
+    def growth(root):
+        return np.exp(1 + np.sqrt(2.0) * 0.5 / (0.3 * root))
+
     constant = 2 * np.sqrt(101) * (np.sqrt(501) + 0.5 * np.log(20))
     assert b1 == pytest.approx(growth(10) * constant * 0.1, rel=1e-12)
     assert b2 == pytest.approx(growth(100) * constant * 0.01, rel=1e-12)

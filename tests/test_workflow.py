@@ -16,11 +16,13 @@ import xarray as xr
 import yaml
 
 import browser
+import test_docs
 from conftest import REPO, copy_repository
-from figure_helpers import assert_one_column_panels_and_legible_text, draw
+from figure_helpers import assert_no_interval_from_one_seed, assert_one_column_panels_and_legible_text, draw, \
+    legend_styles
 import linflow
 from linflow import grid, record
-from workflow_helpers import scheduled_jobs, snakemake
+from workflow_helpers import docutils_messages, scheduled_jobs, snakemake
 
 pytestmark = pytest.mark.workflow
 SMOKE = REPO / "tests" / "config" / "smoke.yaml"
@@ -107,6 +109,29 @@ def test_figures_are_legible_in_one_column(smoke_repo, name):
         plt.close(fig)
 
 
+def test_a_case_keeps_its_colour_and_marker_in_every_figure(smoke_repo):
+    """α = 0.50 is drawn by gradient descent (implicit_bias) and by the flow (alpha_sweep): the
+    same colour and marker in the Fig. 7, exponent and tightness figures (the method changes
+    only the line style), and no two alphas share one."""
+    config = smoke_config()
+    seen = {}  # alpha -> {(colour, marker): [figures]}
+    for name, figure in config["figures"].items():
+        plt, fig, texts = draw(figure["kind"], [smoke_repo / "results" / e / "summary.nc" for e in figure["experiments"]])
+        try:
+            assert_no_interval_from_one_seed(texts)
+            for label, style in legend_styles(fig).items():
+                alpha = re.search(r"α = ([0-9.]+)", label)
+                if alpha:
+                    seen.setdefault(alpha[1], {}).setdefault(style, set()).add(name)
+        finally:
+            plt.close(fig)
+    assert {"fig7_implicit_bias", "exponent_law", "bound_tightness"} <= set().union(*seen["0.50"].values())
+    for alpha, styles in seen.items():
+        assert len(styles) == 1, f"α = {alpha} is drawn in {len(styles)} styles: {styles}"
+    first = [next(iter(styles)) for styles in seen.values()]
+    assert len(set(first)) == len(first), seen
+
+
 def test_an_infinite_theorem12_bound_is_annotated(smoke_repo, tmp_path):
     """Where the Theorem 12 bound overflows (kappa = 100 in the default sweep) the conditioning
     and tightness figures say so instead of silently drawing nothing."""
@@ -150,7 +175,8 @@ def test_second_run_has_nothing_to_do(smoke_repo):
 
 @pytest.fixture(scope="module")
 def smoke_report(smoke_repo):
-    snakemake(smoke_repo, "--report", "report.html", timeout=300)
+    build = snakemake(smoke_repo, "--report", "report.html", timeout=300)
+    (smoke_repo / "report.log").write_text(build.stdout + build.stderr)
     return smoke_repo / "report.html"
 
 
@@ -159,6 +185,15 @@ def test_report_is_self_contained(smoke_report):
     assert len(html) > 100_000
     for name in smoke_config()["figures"]:
         assert name in html
+
+
+def test_report_captions_render_without_docutils_messages(smoke_report):
+    """A caption docutils cannot parse (``Delta_+`` read as a link) prints "(ERROR/3) ..." while
+    the report is built and shows a "System Message" block in the page; neither may appear."""
+    build_output = (smoke_report.parent / "report.log").read_text()
+    assert not docutils_messages(build_output), "\n".join(docutils_messages(build_output))
+    html = smoke_report.read_text(errors="replace")
+    assert not docutils_messages(html), "\n".join(docutils_messages(html))
 
 
 def expected_report(config) -> dict:
@@ -265,6 +300,8 @@ def test_report_renders_in_a_browser(smoke_report, capsys):
                         row.locator("a").nth(1).click()  # info: the caption
                         phrase = CAPTIONS[kinds.get(label, label)]
                         page.get_by_text(phrase).first.wait_for(timeout=10_000)
+                        shown_messages = page.get_by_text("System Message").count()
+                        assert shown_messages == 0, f"{label}: the caption shows a docutils System Message"
             _menu(page, "Statistics")
             page.wait_for_selector("#runtimes svg, #runtimes canvas", timeout=30_000)
             page.wait_for_selector("#timeline svg, #timeline canvas", timeout=30_000)
@@ -413,13 +450,13 @@ def test_invalid_config_fails_before_any_job(tmp_path, label, change, words):
     assert not (repo / "data").exists() and not (repo / "results").exists()
 
 
-def test_readme_notebook_example_runs_on_the_smoke_sweep(smoke_repo, monkeypatch):
-    text = (REPO / "README.md").read_text()
-    example = text.split("<!-- notebook example: tested by tests/test_workflow.py -->", 1)[1]
-    code = example.split("```python\n", 1)[1].split("```", 1)[0]
-    assert "open_sweep" in code and "assert" in code
+def test_doc_notebook_examples_run_on_the_smoke_sweep(smoke_repo, monkeypatch):
+    """The docs' Python blocks that read a finished sweep (marked, see tests/test_docs.py)."""
+    examples = test_docs.sweep_examples()
+    assert any("open_sweep" in code and "assert" in code for _, code in examples)
     monkeypatch.chdir(smoke_repo)
-    exec(compile(code, "README.md", "exec"), {})
+    for path, code in examples:
+        exec(compile(code, path.name, "exec"), {})
 
 
 def test_a_chunk_whose_spec_exceeds_the_command_line_limit_runs(tmp_path):

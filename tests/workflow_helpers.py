@@ -39,3 +39,14 @@ def scheduled_jobs(repo: Path, *args: str) -> Counter:
         if match and match.group(1) != "total":
             counts[match.group(1)] = int(match.group(2))
     return counts
+
+
+#: What docutils prints for a caption it cannot parse: "(ERROR/3) Unknown target name ..." in the
+#: build output, a "System Message" block in the page.
+DOCUTILS_MESSAGE = re.compile(r"\((?:DEBUG|INFO|WARNING|ERROR|SEVERE)/[0-4]\)|System Message|system-message")
+
+
+def docutils_messages(text: str) -> list[str]:
+    """The lines of ``text`` (a report build's output or the report's HTML) holding a docutils
+    message; a caption that renders cleanly leaves none."""
+    return [line.strip()[:300] for line in text.splitlines() if DOCUTILS_MESSAGE.search(line)]

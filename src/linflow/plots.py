@@ -47,6 +47,72 @@ DISTANCE_FRO = r"$\|UV^\top - \hat\Theta\|_F$"
 DISTANCE_OP = r"$\|UV^\top - \hat\Theta\|_2$"
 METHODS = {"flow": "gradient flow", "gd": "gradient descent", "sgd": "SGD", "gd_explicit": "gradient descent",
            "sgd_explicit": "SGD"}
+#: Line style of each method: a case drawn by two methods keeps its colour and marker.
+METHOD_DASHES = {"gradient flow": "-", "gradient descent": "--", "SGD": "-."}
+#: Colours and lines of what is not a case (fitted slopes, reference lines): black and grey,
+#: so that no palette colour means two things.
+NEUTRAL = ("k", "0.45")
+N_STYLES = len(MARKERS)
+
+
+def style_index(*, alpha: float | None = None, width: float | None = None):
+    """The style key of a case, the same in every figure: ``(palette and marker index, identity)``,
+    by its initialization scale alpha (one index per 0.05: alpha = 0.30 -> 1, ..., 0.50 -> 5) or,
+    for series that are widths, by h (one index per half decade). None for cases without either."""
+    if alpha is not None and np.isfinite(alpha):
+        return int(round((alpha - 0.25) / 0.05)) % N_STYLES, ("alpha", float(alpha))
+    if width is not None and np.isfinite(width):
+        return int(round(2 * np.log10(width))) % N_STYLES, ("width", float(width))
+    return None
+
+
+def assign_styles(keys, sns) -> list[dict]:
+    """``color`` and ``marker`` for each series; ``keys`` are :func:`style_index` values. Series
+    with the same key share a style (one case drawn by two methods); a key keeps its index
+    unless a different key of the figure took it first; series without a key (None) and such
+    a key get the next unused index."""
+    palette = _colors(sns, N_STYLES)
+    index_of, used = {}, set()
+    for key in keys:
+        if key is not None and key[1] not in index_of and key[0] not in used:
+            index_of[key[1]] = key[0]
+            used.add(key[0])
+    free = (i for i in range(N_STYLES * 10) if i % N_STYLES not in used)
+    styles = []
+    for key in keys:
+        if key is None:
+            index = next(free) % N_STYLES
+        else:
+            if key[1] not in index_of:
+                index_of[key[1]] = next(free) % N_STYLES
+            index = index_of[key[1]]
+        styles.append(dict(color=palette[index], marker=MARKERS[index]))
+    return styles
+
+
+def _case_key(summary, case):
+    """:func:`style_index` of a summary's case (by its alpha where it has one)."""
+    init = summary["init"].sel(case=case).item() if "init" in summary.coords else "gaussian"
+    if "alpha" in summary.coords and init in ("gaussian", "invariant"):
+        return style_index(alpha=float(summary["alpha"].sel(case=case).item()))
+    return None
+
+
+def width_text(width: float) -> str:
+    """A width as people write it: 1000, 3162, $10^{6}$, $3.16 \\times 10^{4}$."""
+    width = float(width)
+    exponent = int(np.floor(np.log10(width))) if width > 0 else 0
+    if width > 0 and 10.0**exponent == width and exponent >= 4:
+        return f"$10^{{{exponent}}}$"
+    if width < 1e4:
+        return f"{int(width)}" if width == int(width) else f"{width:g}"
+    return f"${width / 10.0**exponent:.3g} \\times 10^{{{exponent}}}$"
+
+
+def _seeds_text(summary) -> str:
+    """What a mean over seeds is: "mean over 5 seeds, 95% CI", or "one seed" (no interval)."""
+    n = int(summary.sizes.get("seed", 1))
+    return "one seed" if n == 1 else f"mean over {n} seeds, 95% CI"
 
 
 def _setup():
@@ -161,7 +227,7 @@ def _runs(paths) -> list:
 
 
 def _status_note(ax, runs) -> None:
-    bad = [f"{_run_case_label(ds)}, h = {ds.attrs['width']}, seed {ds.attrs.get('seed')}: "
+    bad = [f"{_run_case_label(ds)}, h = {width_text(ds.attrs['width'])}, seed {ds.attrs.get('seed')}: "
            f"{ds['status'].item().replace('_', ' ')}" for ds in runs if ds["status"].item() != "converged"]
     if bad:
         ax.text(0.01, 0.01, "not converged: " + "; ".join(bad[:3]) + (" ..." if len(bad) > 3 else ""),
@@ -191,7 +257,7 @@ def _width_axis(ax, widths) -> None:
     if widths.size and np.log10(widths.max() / widths.min()) < 2:
         ax.xaxis.set_major_locator(FixedLocator(widths))
         ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_xticks(widths, [f"{int(w)}" for w in widths])
+        ax.set_xticks(widths, [width_text(w) for w in widths])
     ax.set_xlabel("hidden width $h$")
 
 
@@ -213,27 +279,28 @@ def fig_spectrum(paths, plt, sns):
             ax.axhline(float(ds[name]) * scale, ls=style, color=color, lw=1.2, label=label)
         ax.axhline(0, color="grey", lw=0.6)
         ax.set(xlabel="eigenvalue index $i$ (nonzero eigenvalues)", ylabel=r"$\lambda_i(D)\,/\,(m h)$",
-               title=f"hidden width h = {int(ds.attrs['width'])}")
+               title=f"hidden width h = {width_text(ds.attrs['width'])}")
     handles, labels = axes[0][0].get_legend_handles_labels()
     _legend_below(fig, handles, [label + " / (m h)" if label.startswith("$\\Delta") else label for label in labels], 4)
     return fig
 
 
-def _loss_and_rate(axes, runs, sns, label_of, *, log_time: bool, linear_loss_ax=None):
+def _loss_and_rate(axes, runs, sns, label_of, *, log_time: bool, linear_loss_ax=None, keys=None):
     """Excess loss (log) with the Theorem 3 bound and rate with the Proposition 1 bound, one
-    colour and marker per run; returns legend handles and labels (runs, then line styles)."""
+    colour and marker per run (``keys``: their :func:`style_index`); returns legend handles and
+    labels (runs, then line styles)."""
     from matplotlib.lines import Line2D
 
-    colors = _colors(sns, len(runs))
+    styles = assign_styles(keys or [None] * len(runs), sns)
     handles, labels = [], []
-    for i, (color, ds) in enumerate(zip(colors, runs)):
+    for i, (style_of_run, ds) in enumerate(zip(styles, runs)):
+        color, marker = style_of_run["color"], style_of_run["marker"]
         if log_time:
             t, loss, bound, rate, rate_bound = _positive_time(ds, "excess_loss", "loss_bound", "inst_rate",
                                                                "rate_bound")
         else:
             t, loss, bound, rate, rate_bound = (ds["time"].values, *(ds[n].values for n in (
                 "excess_loss", "loss_bound", "inst_rate", "rate_bound")))
-        marker = MARKERS[i % len(MARKERS)]
         # log time: recorded points are log-spaced, so every k-th point; linear time: evenly along the line
         every = _markevery(t.size, i) if log_time else (0.02 * i, 0.18)
         style = dict(color=color, marker=marker, markevery=every, ms=3.5)
@@ -245,7 +312,7 @@ def _loss_and_rate(axes, runs, sns, label_of, *, log_time: bool, linear_loss_ax=
         axes[1].plot(t, np.where(rate_bound > 0, rate_bound, np.nan), color=color, ls="--", lw=0.9)
         handles.append(Line2D([], [], color=color, marker=marker, ms=3.5))
         labels.append(label_of(ds))
-    handles += [Line2D([], [], color="0.3", ls="-"), Line2D([], [], color="0.3", ls="--", lw=0.9)]
+    handles += [Line2D([], [], color=NEUTRAL[1], ls="-"), Line2D([], [], color=NEUTRAL[1], ls="--", lw=0.9)]
     labels += ["measured", "bound (Theorem 3 for the loss, Proposition 1 for the rate)"]
     axes[0].set(yscale="log", xlabel=TIME_LABEL, ylabel=r"excess loss $L - L^*$", title="Excess loss")
     axes[1].set(yscale="log", xlabel=TIME_LABEL, ylabel=f"rate $-\\dot L / (L - L^*)$ ({RATE_UNITS})",
@@ -262,8 +329,8 @@ def fig_convergence(paths, plt, sns):
     """Loss with the Theorem 3 bound, rate with the Proposition 1 bound, per width (Fig. 5)."""
     runs = sorted(_runs(paths), key=lambda ds: int(ds.attrs["width"]))
     fig, axes = _panels(plt, 2, legend_rows=2)
-    handles, labels = _loss_and_rate(axes[0], runs, sns, lambda ds: f"h = {int(ds.attrs['width'])}",
-                                     log_time=False)
+    handles, labels = _loss_and_rate(axes[0], runs, sns, lambda ds: f"h = {width_text(ds.attrs['width'])}",
+                                     log_time=False, keys=[style_index(width=int(ds.attrs["width"])) for ds in runs])
     _status_note(axes[0][0], runs)
     _legend_below(fig, handles, labels, 3)
     return fig
@@ -298,12 +365,13 @@ def fig_implicit_bias(paths, plt, sns):
     n_cases = sum(s.sizes["case"] for s in summaries)
     fig, axes = _panels(plt, 1, height=PANEL[1] + 0.3, legend_rows=3 * n_cases + 1)
     ax = axes[0][0]
-    colors = _colors(sns, n_cases)
-    infinite, i = [], 0
+    styles = iter(assign_styles([_case_key(s, c) for s in summaries for c in s["case"].values], sns))
+    infinite = []
     for summary in summaries:
+        dashes = METHOD_DASHES.get(_method(summary), "-")
         for case in summary["case"].values:
-            color, marker = colors[i], MARKERS[i % len(MARKERS)]
-            i += 1
+            style = next(styles)
+            color, marker = style["color"], style["marker"]
             s = summary.sel(case=case)
             name = _summary_case_label(summary, case)
             widths = s["width"].values
@@ -312,10 +380,10 @@ def fig_implicit_bias(paths, plt, sns):
             err = np.vstack([mean - s["distance_fro_ci_low"].values, s["distance_fro_ci_high"].values - mean])
             slope, lo, hi = (float(s[k]) for k in ("slope_fro", "slope_fro_ci_low", "slope_fro_ci_high"))
             ax.errorbar(widths[ok], mean[ok], yerr=np.nan_to_num(err[:, ok]), fmt=marker, color=color, ms=4,
-                        capsize=2, label=f"{name}: {DISTANCE_FRO}, mean over seeds (95% CI)")
+                        capsize=2, label=f"{name}: {DISTANCE_FRO}, {_seeds_text(summary)}")
             if np.isfinite(slope):
                 w = np.array([widths[ok].min(), widths[ok].max()], dtype=float)
-                ax.plot(w, np.exp(float(s["intercept_fro"])) * w**slope, color=color, lw=1,
+                ax.plot(w, np.exp(float(s["intercept_fro"])) * w**slope, color=color, lw=1, ls=dashes,
                         label=f"fit: slope {slope:.3f} [{lo:.3f}, {hi:.3f}]; "
                               f"Theorem 12: {float(s['theory_exponent']):.3f}")
             bound = s["theorem12_bound_mean"].values
@@ -326,7 +394,7 @@ def fig_implicit_bias(paths, plt, sns):
             inf_widths = widths[(~finite) & (s["n_converged"].values > 0)]
             if inf_widths.size:
                 infinite.append(f"{name}: Theorem 12 bound = ∞ (overflows) at h = "
-                                + ", ".join(str(int(w)) for w in inf_widths))
+                                + ", ".join(width_text(w) for w in inf_widths))
             bad = (s["n_runs"].values - s["n_converged"].values) > 0
             if np.any(bad):
                 ax.plot(widths[bad], np.where(np.isfinite(mean[bad]), mean[bad], np.nanmin(mean)), "X",
@@ -336,7 +404,8 @@ def fig_implicit_bias(paths, plt, sns):
     ax.set(yscale="log", ylabel="distance to the min-norm solution", title=f"Implicit bias ({_method(summaries[0])})")
     _width_axis(ax, np.concatenate([s["width"].values for s in summaries]))
     handles, labels = ax.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda k: not labels[k].endswith("(95% CI)"))  # data first
+    order = sorted(range(len(labels)), key=lambda k: not labels[k].startswith(tuple(  # data first
+        f"{_summary_case_label(s, c)}: " for s in summaries for c in s["case"].values)))
     _legend_below(fig, [handles[k] for k in order], [labels[k] for k in order], 1)
     return fig
 
@@ -344,7 +413,7 @@ def fig_implicit_bias(paths, plt, sns):
 def fig_exponents(paths, plt, sns):
     """Fitted exponent with 95% CI against Theorem 12's -(2 alpha - 1/2); distance curves per alpha."""
     fig, axes = _panels(plt, 2, legend_rows=3)
-    colors = _colors(sns, 3)
+    colors = NEUTRAL  # the slopes are not cases: black and grey, the palette is the cases'
     for summary in _summaries(paths):
         alpha = summary["alpha"].values
         order = np.argsort(alpha)
@@ -352,7 +421,7 @@ def fig_exponents(paths, plt, sns):
         for (prefix, shift, fmt, label), color in zip((
             ("slope_fro", -0.004, "o", "fitted slope, all widths"),
             ("slope_upper_fro", 0.004, "s",
-             f"fitted slope, widths h ≥ {int(summary['upper_min_width'].values.min())}"),
+             f"fitted slope, widths h ≥ {width_text(summary['upper_min_width'].values.min())}"),
         ), colors):
             slope = summary[prefix].values[order]
             lo, hi = summary[f"{prefix}_ci_low"].values[order], summary[f"{prefix}_ci_high"].values[order]
@@ -361,16 +430,17 @@ def fig_exponents(paths, plt, sns):
         line = np.array([np.nanmin(theory_exp), np.nanmax(theory_exp)])
         axes[0][0].plot(line, line, color="k", lw=1, ls="--", label="fitted = predicted")
         cases = summary["case"].values[order]
-        for i, (color, case) in enumerate(zip(_colors(sns, len(cases)), cases)):
+        seeds = _seeds_text(summary).split(",")[0]
+        for style, case in zip(assign_styles([_case_key(summary, c) for c in cases], sns), cases):
             s = summary.sel(case=case)
             ok = np.isfinite(s["distance_fro_mean"].values)
-            axes[0][1].plot(s["width"].values[ok], s["distance_fro_mean"].values[ok], ls="-",
-                            marker=MARKERS[i % len(MARKERS)], ms=3.5, color=color,
+            axes[0][1].plot(s["width"].values[ok], s["distance_fro_mean"].values[ok],
+                            ls=METHOD_DASHES.get(_method(summary), "-"), ms=3.5, **style,
                             label=_summary_case_label(summary, case))
     axes[0][0].set(xlabel=r"predicted exponent $-(2\alpha - 1/2)$ (Theorem 12)",
                    ylabel="fitted log-log slope in $h$", title="Exponent of the distance in the width")
     axes[0][0].legend(loc="upper left")
-    axes[0][1].set(yscale="log", ylabel=f"{DISTANCE_FRO} (mean over seeds)", title="Distance to the min-norm solution")
+    axes[0][1].set(yscale="log", ylabel=f"{DISTANCE_FRO} ({seeds})", title="Distance to the min-norm solution")
     _width_axis(axes[0][1], np.concatenate([s["width"].values for s in _summaries(paths)]))
     axes[0][1].legend(title="initialization scale", ncols=2 if len(cases) > 3 else 1)
     return fig
@@ -409,12 +479,31 @@ def _converged_runs(paths, columns: dict):
     return pd.concat(frames, ignore_index=True), names
 
 
-def _lineplot(sns, ax, data, x, y, hue, order, **kwargs):
-    """Mean with a seeded bootstrap 95% CI, one colour, marker and dash pattern per ``hue``."""
-    markers = dict(zip(order, MARKERS))
+def _lineplot(sns, ax, data, x, y, hue, order, styles, **kwargs):
+    """Mean with a seeded bootstrap 95% CI; ``styles`` maps each ``hue`` value to its colour,
+    marker and dash pattern."""
     sns.lineplot(data=data, x=x, y=y, hue=hue, style=hue, hue_order=order, style_order=order,
-                 palette=dict(zip(order, _colors(sns, len(order)))), markers=markers, dashes=True,
+                 palette={name: styles[name]["color"] for name in order},
+                 markers={name: styles[name]["marker"] for name in order},
+                 dashes={name: styles[name]["dashes"] for name in order},
                  errorbar=("ci", 95), seed=0, err_style="band", ax=ax, **kwargs)
+
+
+#: seaborn dash patterns of :data:`METHOD_DASHES`.
+_SEABORN_DASHES = {"-": "", "--": (4, 2), "-.": (4, 1.5, 1, 1.5)}
+
+
+def _series_styles(paths, sns) -> dict:
+    """Colour, marker and dashes of every series of :func:`_converged_runs`: the case's colour
+    and marker (:func:`style_index`), the method's line style."""
+    summaries = _summaries(paths)
+    keys, names, dashes = [], [], []
+    for summary, labels in zip(summaries, _series_labels(summaries)):
+        for case, name in zip(summary["case"].values, labels):
+            keys.append(_case_key(summary, case))
+            names.append(name)
+            dashes.append(_SEABORN_DASHES[METHOD_DASHES.get(_method(summary), "-")])
+    return {name: dict(style, dashes=dash) for name, style, dash in zip(names, assign_styles(keys, sns), dashes)}
 
 
 def fig_tightness(paths, plt, sns):
@@ -428,18 +517,20 @@ def fig_tightness(paths, plt, sns):
         distance: lambda s, _: s["ratio_distance_thm12"].values,
     })
     fig, axes = _panels(plt, 2, legend_rows=len(names))
-    _lineplot(sns, axes[0][0], data, "width", rate, "series", names)
+    styles = _series_styles(paths, sns)
+    _lineplot(sns, axes[0][0], data, "width", rate, "series", names, styles)
     axes[0][0].axhline(1.0, color="k", lw=1, ls="--")
     axes[0][0].text(0.98, 1.0, "ratio 1: bound attained", transform=axes[0][0].get_yaxis_transform(), ha="right",
                     va="bottom", fontsize=7)
     axes[0][0].set(ylabel="rate ratio (≥ 1 by Corollary 4)", title="Convergence rate against Corollary 4")
     finite = data[np.isfinite(data["bound"]) & np.isfinite(data[distance])]
     if len(finite):
-        _lineplot(sns, axes[0][1], finite, "width", distance, "series", [n for n in names if n in set(finite["series"])])
+        _lineplot(sns, axes[0][1], finite, "width", distance, "series", [n for n in names if n in set(finite["series"])],
+                  styles)
     infinite = data[~np.isfinite(data["bound"])]
     if len(infinite):
         _note_infinite(axes[0][1], "Theorem 12 bound = ∞ (overflows) for\n" + "\n".join(
-            f"{series}, h = {', '.join(str(w) for w in sorted(set(group['width'])))}"
+            f"{series}, h = {', '.join(width_text(w) for w in sorted(set(group['width'])))}"
             for series, group in infinite.groupby("series", sort=False)))
     axes[0][1].set(yscale="log", ylabel="distance ratio (≤ 1 by Theorem 12)", title="Distance against Theorem 12")
     for ax in axes[0]:
@@ -466,8 +557,9 @@ def fig_conditioning(paths, plt, sns):
     })
     bound = f"Theorem 12 bound on {DISTANCE_OP}"
     widths = sorted(set(data["width"]))
-    data["width"] = data["width"].map(lambda w: f"h = {w}")
-    hues = [f"h = {w}" for w in widths]
+    data["width"] = data["width"].map(lambda w: f"h = {width_text(w)}")
+    hues = [f"h = {width_text(w)}" for w in widths]
+    width_colors = [style["color"] for style in assign_styles([style_index(width=w) for w in widths], sns)]
     keys = ["kappa", "width"]
     fig, axes = _panels(plt, 2, legend_rows=2)
     for ax, quantities, value in ((axes[0][0], ["fitted rate", "Corollary 4 rate", "Theorem 3 rate"], "rate"),
@@ -475,13 +567,13 @@ def fig_conditioning(paths, plt, sns):
         long = data.melt(id_vars=keys, value_vars=quantities, var_name="quantity", value_name=value)
         long = long[np.isfinite(long[value])]
         sns.lineplot(data=long, x="kappa", y=value, hue="width", hue_order=hues, style="quantity",
-                     style_order=quantities, palette=dict(zip(hues, _colors(sns, len(hues)))),
+                     style_order=quantities, palette=dict(zip(hues, width_colors)),
                      markers=dict(zip(quantities, MARKERS)), dashes=dict(zip(quantities, ["", (4, 2), (1, 1.5)])),
                      errorbar=("ci", 95), seed=0, ax=ax)
     infinite = data[~np.isfinite(data[bound])]
     if len(infinite):
         _note_infinite(axes[0][1], "Theorem 12 bound = ∞\n(overflows) at κ = "
-                       + ", ".join(f"{k:g}" for k in sorted(set(infinite["kappa"]))) + ":\nnot drawn",
+                       + ", ".join(width_text(k) for k in sorted(set(infinite["kappa"]))) + ":\nnot drawn",
                        x=0.97, y=0.55, ha="right", va="center")
         for kappa in sorted(set(infinite["kappa"])):
             axes[0][1].annotate("bound = ∞", xy=(kappa, 1.0), xycoords=("data", "axes fraction"),
@@ -535,7 +627,7 @@ def fig_sgd_batch(paths, plt, sns):
         b = np.where(known, _case_values(summary, "batch_size"), np.arange(1, known.size + 1))
         order = np.argsort(b)
         cases = summary["case"].values[order]
-        palette = _colors(sns, len(cases))
+        palette = [style["color"] for style in assign_styles([None] * len(cases), sns)]
         full = summary.sel(case=cases[-1])  # the largest batch: the reference of the middle panel
         for color, case in zip(palette, cases):
             s = summary.sel(case=case)
@@ -559,15 +651,20 @@ def fig_sgd_batch(paths, plt, sns):
         theory_exp = float(summary["theory_exponent"].values[0])
         for prefix, shift, fmt, text in (("slope_fro", 0.97, "o", "all widths"),
                                          ("slope_upper_fro", 1.03, "s",
-                                          f"widths >= {int(summary['upper_min_width'].values.min())}")):
+                                          f"widths h ≥ {width_text(summary['upper_min_width'].values.min())}")):
             slope = summary[prefix].values[order]
             low, high = summary[f"{prefix}_ci_low"].values[order], summary[f"{prefix}_ci_high"].values[order]
             axes[2].errorbar(b[order] * shift, slope, yerr=np.vstack([slope - low, high - slope]), fmt=fmt, capsize=3,
-                             ms=4, label=f"fitted slope, {text} (95% CI)")
+                             ms=4, color=NEUTRAL[0] if prefix == "slope_fro" else NEUTRAL[1],
+                             label=f"fitted slope, {text} (95% CI)")
         axes[2].axhline(theory_exp, color="k", ls="--", lw=1, label=f"Theorem 12: {theory_exp:.2f}")
-    axes[0].set(xscale="log", yscale="log", xlabel="width h", ylabel=r"$\|UV^T - \hat\Theta\|_F$ (mean, 95% CI)")
-    axes[1].set(xscale="log", xlabel="width h", ylabel="distance / distance at the largest b")
-    axes[2].set(xscale="log", xlabel="batch size b", ylabel="fitted log-log slope in the width")
+    seeds = _seeds_text(summaries[0])
+    axes[0].set(yscale="log", ylabel=f"{DISTANCE_FRO} ({seeds})", title="Distance against width")
+    axes[1].set(ylabel=f"{DISTANCE_FRO} / same at the largest b", title="Relative to the full batch")
+    for ax in axes[:2]:
+        _width_axis(ax, np.concatenate([s["width"].values for s in summaries]))
+    axes[2].set(xscale="log", xlabel="batch size $b$", ylabel="fitted log-log slope in $h$",
+                title="Fitted exponent against b")
     _legend_of_panels(fig, axes, 2)
     return fig
 
@@ -583,7 +680,8 @@ def fig_gd_step(paths, plt, sns):
         steps = _case_values(summary, "step")
         order = np.argsort(steps)
         cases, steps = summary["case"].values[order], steps[order]
-        palette = _colors(sns, summary.sizes["width"])
+        palette = [style["color"] for style in
+                   assign_styles([style_index(width=w) for w in summary["width"].values], sns)]
         converged = summary["status"] == "converged"
         time_last = summary["time_last"].where(converged).mean("seed").sel(case=cases)
         iterations = summary["n_evaluations"].where(converged).mean("seed").sel(case=cases)
@@ -592,7 +690,7 @@ def fig_gd_step(paths, plt, sns):
             mean = s["distance_fro_mean"].values
             ok = np.isfinite(mean)
             err = np.vstack([mean - s["distance_fro_ci_low"].values, s["distance_fro_ci_high"].values - mean])
-            label = f"h = {int(width)}"
+            label = f"h = {width_text(width)}"
             axes[0].errorbar(steps[ok], mean[ok], yerr=np.nan_to_num(err[:, ok]), fmt="o-", color=color, ms=4,
                              capsize=2, label=label)
             axes[1].plot(steps[ok], mean[ok] / mean[ok][0], "o-", color=color, ms=4)
@@ -608,12 +706,30 @@ def fig_gd_step(paths, plt, sns):
             for value, style, label in ((1 / lam_1, "--", r"$1/\lambda_1$ ($= 2/\lambda_0$ at $G_0 = I$)"),
                                         (2 / lam_1, ":", r"$2/\lambda_1$")):
                 ax.axvline(value, color="grey", ls=style, lw=1, label=label)
+    seeds = _seeds_text(summaries[0])
     axes[0].set(xscale="log", yscale="log", xlabel=r"step $\eta$ (on 1/2 ||.||$^2$)",
-                ylabel=r"$\|UV^T - \hat\Theta\|_F$ (mean, 95% CI)")
-    axes[1].set(xscale="log", xlabel=r"step $\eta$", ylabel=r"distance / distance at smallest $\eta$")
+                ylabel=f"{DISTANCE_FRO} ({seeds})", title="Distance against the step")
+    axes[1].set(xscale="log", xlabel=r"step $\eta$", ylabel=f"{DISTANCE_FRO} / same at the smallest $\eta$",
+                title="Relative to the smallest step")
     axes[2].set(xscale="log", yscale="log", xlabel=r"step $\eta$",
-                ylabel="at convergence (mean over seeds)")
+                ylabel=f"flow time $\\eta k$, iterations $k$ ({seeds.split(',')[0]})",
+                title="Cost of convergence")
     _legend_of_panels(fig, axes, 2)
+    return fig
+
+
+def _letter_panels(fig) -> None:
+    """Panels of a figure with several get letters before their titles: (a), (b), ..."""
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    if len(panels) > 1:
+        for letter, ax in zip("abcdefghij", panels):
+            ax.set_title(f"({letter}) {ax.get_title()}".rstrip())
+
+
+def build(kind: str, paths, plt, sns):
+    """Figure ``kind`` from ``paths``, its panels lettered (what :func:`draw` saves)."""
+    fig = _DRAW[kind]([Path(p) for p in paths], plt, sns)
+    _letter_panels(fig)
     return fig
 
 
@@ -640,8 +756,10 @@ def data_caption(description: dict) -> str:
         steps.append(f"subsample {description['subsample']}")
     name = str(description.get("name", "data")) + (f" ({', '.join(steps)})" if steps else "")
     sizes = ", ".join(f"{key} = {description[key]}" for key in ("N", "n", "m") if key in description)
-    kappa = (f", $\kappa = \lambda_1/\lambda_r$ = {description['lam_ratio']:.3g}"
-             if "lam_ratio" in description else "")
+    kappa = ""
+    if "lam_ratio" in description:
+        ratio = width_text(float(f"{description['lam_ratio']:.3g}"))
+        kappa = f", $\\kappa = \\lambda_1/\\lambda_r$ = {ratio}"
     return f"{name}: {sizes}{kappa}"
 
 
@@ -668,7 +786,7 @@ def draw(kind: str, inputs, *, png, pdf, title: str | None = None) -> None:
     if kind not in _DRAW:
         raise ValueError(f"unknown figure {kind!r}; allowed: {', '.join(sorted(_DRAW))}")
     plt, sns = _setup()
-    fig = _DRAW[kind]([Path(p) for p in inputs], plt, sns)
+    fig = build(kind, inputs, plt, sns)
     captions = data_captions(inputs)
     if captions:  # wrapped to the figure's width (~0.55 em per character)
         import textwrap

@@ -268,7 +268,7 @@ def theorem12_bound(
     """Theorem 12: w.p. ``1 - delta`` the end point satisfies ``||U V^T - Theta_hat||_2 <=``
     ``2 exp(1 + lam_1^{1/2} ||Y||_F / (lam_r h^{1-2 alpha})) sqrt(m+r) (sqrt(m+n) + 1/2 log(2/delta)) / h^{2 alpha - 1/2}``.
 
-    The constant is reconstructed from the proof chain (E.14)-(E.17) of the paper's appendix E, see docs/theory.md, section 6.
+    The constant is reconstructed from the proof chain (E.14)-(E.17) of the paper's appendix E, see docs/theory.md, section 6 (the four steps of the proof chain).
     """
     growth = np.exp(1.0 + np.sqrt(lam_1) * y_fro / (lam_r * h ** (1.0 - 2.0 * alpha)))
     return float(growth * lemma11_orthogonality_bound(m, n, r, h, alpha, delta))
