@@ -6,6 +6,7 @@ language, so a reader knows what is a shell command and what is output."""
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,9 @@ from conftest import REPO
 #: Placed on the line before a Python block that reads a finished sweep (results/...):
 #: tests/test_workflow.py runs those blocks in the smoke sweep's directory.
 NEEDS_SWEEP = "<!-- notebook example: tested by tests/test_workflow.py -->"
-FENCE = re.compile(r"^```(?P<lang>[^\n`]*)\n(?P<code>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+# Fenced blocks, also indented ones (inside a list item): the code is dedented.
+FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[^\n`]*)\n(?P<code>.*?)^(?P=indent)```[ \t]*$",
+                   re.MULTILINE | re.DOTALL)
 LANGUAGES = {"python", "bash", "text", "yaml"}
 
 
@@ -28,7 +31,7 @@ def code_blocks(path: Path):
     text = path.read_text()
     for match in FENCE.finditer(text):
         before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        yield match["lang"].strip(), match["code"], before.strip() == NEEDS_SWEEP
+        yield match["lang"].strip(), textwrap.dedent(match["code"]), before.strip() == NEEDS_SWEEP
 
 
 def sweep_examples() -> list[tuple[Path, str]]:
@@ -76,3 +79,24 @@ def test_links_between_the_docs_resolve():
             elif anchor and anchor not in {_anchor(h) for h in re.findall(r"^#+ (.*)$", file.read_text(), re.M)}:
                 broken.append(f"{path.relative_to(REPO)}: {target}#{anchor}")
     assert not broken, broken
+
+
+def test_config_examples_are_valid_configs():
+    """Every YAML block of the docs that adds datasets, experiments or figures is a valid config
+    once merged into config.yaml (the schema's check, as `snakemake` runs it)."""
+    import yaml
+
+    from linflow import schema
+
+    base = yaml.safe_load((REPO / "config.yaml").read_text())
+    checked = 0
+    for path in doc_files():
+        for lang, code, _ in code_blocks(path):
+            example = yaml.safe_load(code) if lang == "yaml" else None
+            if not isinstance(example, dict) or not {"datasets", "experiments", "figures"} & set(example):
+                continue
+            config = {**base, **{key: {**base.get(key, {}), **value} if isinstance(value, dict) else value
+                                 for key, value in example.items()}}
+            assert schema.problems(config) == [], f"{path.relative_to(REPO)}:\n{code}"
+            checked += 1
+    assert checked >= 2  # README and docs/real-data.md
