@@ -113,7 +113,7 @@ def test_chunk_table_agrees_with_the_run_files(chunk, tmp_path):
 
 @pytest.mark.parametrize("spec_change,needle", [
     (lambda s: s["cases"]["gauss"].pop("rtol"), "not resolved"),
-    (lambda s: s["cases"]["gauss"].update(alpha=0.9), "alpha"),
+    (lambda s: s["cases"]["gauss"].update(alpha=2.5), "alpha"),
     (lambda s: s["runs"].append(["nope", 0]), "case 'nope'"),
 ])
 def test_a_bad_spec_stops_the_chunk_before_any_run(dataset, tmp_path, spec_change, needle):

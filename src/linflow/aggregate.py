@@ -248,8 +248,12 @@ def statistics(ds: xr.Dataset) -> xr.Dataset:
     for key, values in per_case.items():
         out[key] = (("case",), np.asarray(values), {"long_name": fit_names[key]})
     alpha = ds["alpha"].values if "alpha" in ds.coords else np.full(C, np.nan)
-    out["theory_exponent"] = (("case",), np.asarray(theory.theory_exponent(alpha), dtype=float),
-                              {"long_name": "Theorem 12's exponent -(2 alpha - 1/2)"})
+    exponent_attrs = {"long_name": "Theorem 12's exponent -(2 alpha - 1/2)"}
+    outside = np.isfinite(alpha) & ~theory.theorem12_applies(alpha)
+    if outside.any():  # say why these entries are NaN
+        exponent_attrs["comment"] = ("NaN for alpha outside Theorem 12's range 1/4 < alpha <= 1/2 (here: "
+                                     + ", ".join(f"{a:g}" for a in np.unique(alpha[outside])) + ")")
+    out["theory_exponent"] = (("case",), np.asarray(theory.theory_exponent(alpha), dtype=float), exponent_attrs)
     return ds.assign({name: xr.Variable(dims, values, attrs=attrs) for name, (dims, values, attrs) in out.items()})
 
 

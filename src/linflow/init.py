@@ -165,7 +165,7 @@ def initialize(
     n, m, r = problem.n, problem.m, problem.r
     if kind in P.ALPHA_INITS:
         if alpha is None:
-            raise ValueError(f"init {kind!r} needs alpha in (1/4, 1/2]")
+            raise ValueError(f"init {kind!r} needs alpha, {P.PARAMETERS['alpha'].allowed()}")
         std = gaussian_std(h, alpha)
     elif a is None or b is None:
         raise ValueError(f"init {kind!r} needs the scales a and b")

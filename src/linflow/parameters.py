@@ -202,8 +202,9 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
        when=_REAL),
     # Initialization (a case of an experiment).
     _p("init", "string", "initialization", CASE, choices=INIT_KINDS, required=True),
-    _p("alpha", "number", "Gaussian init variance h^(-2 alpha); Theorem 12 needs 1/4 < alpha <= 1/2", CASE,
-       exclusive_minimum=0.25, maximum=0.5, when={"init": ALPHA_INITS}, required=True),
+    _p("alpha", "number", "Gaussian init variance h^(-2 alpha): alpha < 1/2 lazy, alpha > 1/2 small (rich); "
+       "Theorem 12 covers 1/4 < alpha <= 1/2, its bound and exponent are NaN outside", CASE,
+       exclusive_minimum=0, maximum=2, when={"init": ALPHA_INITS}, required=True),
     _p("a", "number", "scale of U(0) = a U0 (U0 standard normal)", CASE, exclusive_minimum=0,
        when={"init": SCALE_INITS}, required=True),
     _p("b", "number", "scale of V(0) = b V0 (V0 standard normal)", CASE, exclusive_minimum=0,

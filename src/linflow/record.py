@@ -89,7 +89,7 @@ SCALAR_VARIABLES.update({name: ("1", long_name) for name, long_name in VIOLATION
 
 RUN_VARIABLES = (
     tuple(TIME_VARIABLES)
-    + ("imbalance_eigenvalues", "end_to_end", "converged", "status", "solver")
+    + ("imbalance_eigenvalues", "product_singular_values", "end_to_end", "converged", "status", "solver")
     + tuple(SCALAR_VARIABLES)
 )
 
@@ -170,8 +170,11 @@ def run_record(
     settings: dict,
     extra_attrs: dict,
     wall_time: float,
+    notes: dict | None = None,
 ) -> xr.Dataset:
     """Assemble one run's :class:`xarray.Dataset`.
+
+    ``notes``: ``{variable: why its value is NaN}``, kept as the variable's ``comment``.
 
     ``diag``: the per-trajectory quantities (:func:`linflow.diagnostics.diagnostics`);
     ``scalars``: ``theorem12_bound``, ``lam_1``, ``lam_r``, ``loss_star``, ``n_evaluations``;
@@ -189,9 +192,14 @@ def run_record(
         values.setdefault(name, np.nan)
     for name, meta in SCALAR_VARIABLES.items():
         data_vars[name] = _with_attrs(np.float64(values[name]), (), *meta)
+    for name, note in (notes or {}).items():
+        data_vars[name].attrs["comment"] = note
     data_vars["imbalance_eigenvalues"] = _with_attrs(
         np.asarray(diag["imbalance_eigenvalues"], dtype=np.float64), ("eig",), "1",
         "nonzero eigenvalues of the imbalance D at t = 0, descending")
+    data_vars["product_singular_values"] = _with_attrs(
+        np.asarray(diag["product_singular_values"], dtype=np.float64), ("time", "mode"), "1",
+        "singular values of U1 V^T (r x m), the end-to-end product on the data's row space, descending")
     data_vars["end_to_end"] = _with_attrs(diag["end_to_end"], ("input", "output"), "1", "final end-to-end matrix U V^T")
     data_vars["converged"] = xr.Variable((), np.bool_(status == "converged"),
                                          attrs={"long_name": "run reached its stopping target"})
@@ -229,7 +237,8 @@ def failed_record(message: str, *, n: int, m: int, settings: dict, extra_attrs: 
     diag = {name: empty for name in TIME_VARIABLES}
     diag.update({name: np.nan for name in SCALAR_VARIABLES})
     # classic netCDF allows one zero-length (unlimited) dimension: time; the spectrum is one NaN
-    diag.update(time=empty, step=None, imbalance_eigenvalues=np.full(1, np.nan), end_to_end=np.full((n, m), np.nan))
+    diag.update(time=empty, step=None, imbalance_eigenvalues=np.full(1, np.nan), end_to_end=np.full((n, m), np.nan),
+                product_singular_values=np.zeros((0, 1)))
     scalars = {name: np.nan for name in ("theorem12_bound", "lam_1", "lam_r", "loss_star")}
     scalars.update({name: np.nan for name in VIOLATIONS}, n_evaluations=0)
     return run_record(diag, status="failed", message=message, scalars=scalars, dims={"m": m, "r": -1, "n": n},

@@ -163,6 +163,9 @@ def simulate(
     theorem12 = float("nan") if options["alpha"] is None else theory.theorem12_bound(
         problem.lam_1, problem.lam_r, problem.y_fro, problem.m, problem.n, problem.r, width, options["alpha"],
         options["delta"])
+    notes = {}
+    if options["alpha"] is not None and not theory.theorem12_applies(options["alpha"]):
+        notes["theorem12_bound"] = theory.theorem12_outside_note(options["alpha"])
     settings = {name: options[name] for name in RECORDED_SETTINGS}
     settings.update(method=entry.name, width=int(width), output_scale=gamma, max_steps=int(options["max_steps"]))
     attrs = dict(attrs or {})
@@ -176,7 +179,7 @@ def simulate(
         scalars=dict(theorem12_bound=theorem12, lam_1=problem.lam_1, lam_r=problem.lam_r,
                      loss_star=problem.loss_star, n_evaluations=traj.n_evaluations),
         dims=dict(m=problem.m, r=problem.r, n=problem.n), objective_scale=scale, settings=settings,
-        extra_attrs=attrs, wall_time=_time.perf_counter() - clock)
+        extra_attrs=attrs, wall_time=_time.perf_counter() - clock, notes=notes)
 
 
 #: Options recorded in a run record's parameters (with method, width and the output scale).

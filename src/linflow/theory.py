@@ -262,6 +262,22 @@ def lemma11_orthogonality_bound(m: int, n: int, r: int, h: float, alpha: float, 
     return 2.0 * np.sqrt(m + r) * (np.sqrt(m + n) + 0.5 * np.log(2.0 / delta)) / h ** (2 * alpha - 0.5)
 
 
+#: Theorem 12's range of the initialization exponent: ``1/4 < alpha <= 1/2``.
+THEOREM12_ALPHA = (0.25, 0.5)
+
+
+def theorem12_applies(alpha) -> np.ndarray:
+    """Whether Theorem 12 covers the Gaussian initialization ``N(0, h^{-2 alpha})``: ``1/4 < alpha <= 1/2``."""
+    alpha = np.asarray(alpha, dtype=float)
+    return (alpha > THEOREM12_ALPHA[0]) & (alpha <= THEOREM12_ALPHA[1])
+
+
+def theorem12_outside_note(alpha: float) -> str:
+    """Why a Theorem 12 quantity is NaN at ``alpha`` (an attribute of the NaN it explains)."""
+    return (f"NaN: alpha = {float(alpha):g} is outside Theorem 12's range 1/4 < alpha <= 1/2, "
+            "where the theorem gives no bound")
+
+
 def theorem12_bound(
     lam_1: float, lam_r: float, y_fro: float, m: int, n: int, r: int, h: float, alpha: float, delta: float
 ) -> float:
@@ -269,11 +285,16 @@ def theorem12_bound(
     ``2 exp(1 + lam_1^{1/2} ||Y||_F / (lam_r h^{1-2 alpha})) sqrt(m+r) (sqrt(m+n) + 1/2 log(2/delta)) / h^{2 alpha - 1/2}``.
 
     The constant is reconstructed from the proof chain (E.14)-(E.17) of the paper's appendix E, see docs/theory.md, section 6 (the four steps of the proof chain).
+    NaN outside the theorem's range ``1/4 < alpha <= 1/2`` (:func:`theorem12_applies`).
     """
+    if not theorem12_applies(alpha):
+        return float("nan")
     growth = np.exp(1.0 + np.sqrt(lam_1) * y_fro / (lam_r * h ** (1.0 - 2.0 * alpha)))
     return float(growth * lemma11_orthogonality_bound(m, n, r, h, alpha, delta))
 
 
 def theory_exponent(alpha):
-    """Theorem 12's decay exponent of the distance in the width: ``-(2 alpha - 1/2)``."""
-    return -(2.0 * np.asarray(alpha, dtype=float) - 0.5)
+    """Theorem 12's decay exponent of the distance in the width: ``-(2 alpha - 1/2)``; NaN where
+    ``alpha`` is outside the theorem's range ``1/4 < alpha <= 1/2``."""
+    alpha = np.asarray(alpha, dtype=float)
+    return np.where(theorem12_applies(alpha), -(2.0 * alpha - 0.5), np.nan)

@@ -1,0 +1,84 @@
+"""Initializations outside Theorem 12's range 1/4 < alpha <= 1/2: the theorem-only quantities
+are NaN and say why, and small initializations (alpha = 1: a long plateau near the saddle at
+zero, then an escape) are simulated exactly, along the time axis."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+
+import linflow
+from linflow import init, theory
+from conftest import random_problem
+
+BOUND_ARGS = dict(lam_1=2.0, lam_r=0.5, y_fro=1.0, m=1, n=10, r=4, h=1e4, delta=0.1)
+
+
+@pytest.mark.parametrize("alpha,inside", [(0.1, False), (0.25, False), (0.2500001, True), (0.375, True),
+                                          (0.5, True), (0.5000001, False), (1.0, False), (2.0, False)])
+def test_theorem12_quantities_exist_exactly_inside_the_range(alpha, inside):
+    bound = theory.theorem12_bound(alpha=alpha, **BOUND_ARGS)
+    exponent = float(theory.theory_exponent(alpha))
+    assert np.isfinite(bound) == inside and np.isfinite(exponent) == inside
+    if inside:
+        assert exponent == pytest.approx(-(2 * alpha - 0.5), abs=0)
+
+
+def test_theory_exponent_is_elementwise():
+    np.testing.assert_allclose(theory.theory_exponent([0.2, 0.3, 0.5, 0.75]), [np.nan, -0.1, -0.5, np.nan], rtol=1e-15)
+
+
+def _small_init_problem(alpha=1.0, h=3000):
+    rng = np.random.default_rng(7)
+    X, Y = random_problem(rng, N=6, n=12, m=2)
+    Y = Y @ np.diag([2.0, 0.5])  # well-separated target directions: learned one after the other
+    U0, V0 = init.gaussian(n=12, m=2, h=h, alpha=alpha, rng=rng)
+    return X, Y, U0, V0
+
+
+def test_a_record_outside_the_range_has_nan_theorem12_bound_with_its_reason():
+    X, Y, U0, V0 = _small_init_problem()
+    run = linflow.simulate(X, Y, U0, V0, method="flow", alpha=1.0, max_time=50.0)
+    assert np.isnan(run["theorem12_bound"].item())
+    assert "outside Theorem 12's range" in run["theorem12_bound"].attrs["comment"]
+    inside = linflow.simulate(X, Y, U0, V0, method="flow", alpha=0.5, max_time=50.0)
+    assert np.isfinite(inside["theorem12_bound"].item()) and "comment" not in inside["theorem12_bound"].attrs
+
+
+def test_small_initialization_flow_matches_explicit_weights_along_the_time_axis():
+    """alpha = 1: the excess loss sits near its initial value (the saddle at zero), drops in two
+    steps (one per target direction), and the exact flow follows the explicit-weights flow at
+    every recorded time, plateaus and escapes included; so do the product's singular values."""
+    X, Y, U0, V0 = _small_init_problem()
+    n, h = U0.shape
+    m = V0.shape[0]
+    run = linflow.simulate(X, Y, U0, V0, method="flow", alpha=1.0, rtol=1e-12, atol=1e-16, max_time=1e3)
+    assert run["status"].item() == "converged"
+    times = run["time"].values
+
+    def rhs(_t, y):  # dU/dt = X^T (Y - X U V^T) V, dV/dt = (Y - X U V^T)^T X U
+        U, V = y[: n * h].reshape(n, h), y[n * h:].reshape(m, h)
+        R = Y - X @ U @ V.T
+        return np.concatenate([(X.T @ R @ V).ravel(), (R.T @ X @ U).ravel()])
+
+    sol = solve_ivp(rhs, (0.0, times[-1]), np.concatenate([U0.ravel(), V0.ravel()]), method="DOP853",
+                    t_eval=times, rtol=1e-12, atol=1e-18)
+    row_space = np.linalg.pinv(X) @ X
+    loss_star = theory.reduce_problem(X, Y).loss_star
+    excess, singular = [], []
+    for y in sol.y.T:
+        U, V = y[: n * h].reshape(n, h), y[n * h:].reshape(m, h)
+        excess.append(0.5 * np.linalg.norm(Y - X @ U @ V.T) ** 2 - loss_star)
+        singular.append(np.linalg.svd(row_space @ U @ V.T, compute_uv=False))
+    excess, singular = np.array(excess), np.array(singular)
+
+    relative = excess / excess[0]
+    assert np.any((times > 0.5) & (relative > 0.99))  # a plateau near the saddle ...
+    middle = (relative < 0.3) & (relative > 0.05)
+    assert np.any(middle)  # ... an intermediate level: one direction learned, the other not yet
+    np.testing.assert_allclose(run["excess_loss"].values, excess, rtol=1e-6, atol=1e-10 * excess[0])
+    np.testing.assert_allclose(run["product_singular_values"].values, singular, rtol=1e-6, atol=1e-12)
+    # incremental learning: on the intermediate level the first singular value is learned, the second small
+    sv = run["product_singular_values"].values[middle]
+    assert np.all(sv[:, 1] < 0.1 * sv[:, 0])
