@@ -298,3 +298,66 @@ def test_a_rerun_chunk_removes_the_temporary_files_a_killed_job_left(dataset, tm
     batch.run_chunk(dataset, plan.chunk_spec(only), records, table, log=lambda _: None)
     assert table.exists() and records.exists()
     assert not any(p.exists() for p in stale) and all(p.exists() for p in others)
+
+
+def test_a_records_file_gives_back_every_run_bit_for_bit(tmp_path):
+    """Runs of different lengths and kinds in one file (flow; gd with step; sgd with step and
+    epoch; a failed run with no points): each comes back exactly as simulate built it, every
+    variable, dtype and attribute, and as its own file would read."""
+    import linflow
+
+    from conftest import random_problem
+
+    rng = np.random.default_rng(3)
+    X, Y = random_problem(rng, 8, 12, 2)
+    U0, V0 = init.gaussian(12, 2, 60, 0.5, rng)
+    runs = [
+        linflow.simulate(X, Y, U0, V0, method="flow", alpha=0.5, attrs={"case": "f", "seed": 0}),
+        linflow.simulate(X, Y, U0, V0, method="gd", step=0.02, max_steps=40, attrs={"case": "g", "seed": 1}),
+        linflow.simulate(X, Y, U0, V0, method="sgd", step=0.02, batch_size=3, batch_rng=4, max_steps=30,
+                         attrs={"case": "s", "seed": 2}),
+        record.failed_record("ValueError: boom", n=12, m=2, settings={"method": "flow", "width": 60},
+                             extra_attrs={"case": "x", "seed": 3}, wall_time=0.5),
+    ]
+    assert [ds.sizes["time"] for ds in runs][-1] == 0 and len({ds.sizes["time"] for ds in runs}) == 4
+    stack = record.RecordStack()
+    assert [stack.add(ds) for ds in runs] == [0, 1, 2, 3]
+    path = stack.write(tmp_path / "records.nc", {"experiment": "t"})
+    assert xr.open_dataset(path).sizes["run"] == 4
+    for i, (ds, back) in enumerate(zip(runs, record.open_runs(path))):
+        for got in (back, record.open_run(path, i)):
+            xr.testing.assert_identical(got, ds)
+            assert {name: got[name].dtype for name in got.variables} == {name: ds[name].dtype for name in ds.variables}
+        own = record.write_run(ds, tmp_path / f"own{i}.nc")
+        xr.testing.assert_identical(record.open_run(own).drop_attrs(deep=False), back.drop_attrs(deep=False))
+    assert set(runs[1].coords) == {"time", "step"} and set(runs[2].coords) == {"time", "step", "epoch"}
+    with pytest.raises(ValueError, match="pass the run's index"):
+        record.open_run(path)
+    with pytest.raises(IndexError, match="holds 4 runs"):
+        record.open_run(path, 4)
+
+
+def test_open_sweep_reads_trajectories_from_the_records_file(chunk, tmp_path, monkeypatch):
+    """The summary points at each run's records file and index; a selection of many runs reads
+    that file once, and every run's trajectory is its own record's, interpolated."""
+    import linflow
+    from linflow import sweep
+
+    folder, _, _ = chunk
+    summary = aggregate.summarize([folder / "table.nc"], experiment="e", root=tmp_path)
+    record.write_netcdf(summary, tmp_path / "summary.nc")
+    reads = []
+    read = record.read_trajectories
+    monkeypatch.setattr(record, "read_trajectories", lambda path, *args: reads.append(path) or read(path, *args))
+    cube = linflow.open_sweep(tmp_path, trajectories=True)
+    loss = cube["excess_loss"].sel(case=["gauss", "wide"]).values  # 6 runs, one read
+    assert len(reads) == 1 and loss.shape[:3] == (2, 1, 3)
+    for i, case in enumerate(["gauss", "wide"]):
+        for seed in range(3):
+            where = dict(case=case, width=40, seed=seed)
+            run = record.open_run(tmp_path / str(cube["file"].sel(where).item()), int(cube["record"].sel(where)))
+            assert (run.attrs["case"], run.attrs["seed"]) == (case, seed)
+            expected = sweep.interpolate(run["time"].values, run["excess_loss"].values, cube["time"].values)
+            np.testing.assert_array_equal(loss[i, 0, seed], expected)
+    huge = cube["excess_loss"].sel(case="huge", seed=0).values  # failed: no points, all NaN
+    assert np.isnan(huge).all()
