@@ -361,3 +361,18 @@ def test_open_sweep_reads_trajectories_from_the_records_file(chunk, tmp_path, mo
             np.testing.assert_array_equal(loss[i, 0, seed], expected)
     huge = cube["excess_loss"].sel(case="huge", seed=0).values  # failed: no points, all NaN
     assert np.isnan(huge).all()
+
+
+def test_a_chunks_memory_counts_the_records_it_holds(chunk):
+    """A chunk holds its runs' records until it writes them (then their padded stack): the
+    planned memory grows by twice the per-run estimate, which bounds the real records."""
+    from linflow import resources
+
+    folder, spec, _ = chunk
+    params = spec["cases"]["gauss"]
+    per_run = resources.record_bytes(params, n=30, m=2, rank=6)
+    for run in record.open_runs(folder / "records.nc"):
+        assert sum(v.values.nbytes for v in run.variables.values() if v.dtype.kind in "fiub") <= per_run
+    one = resources.chunk_resources([params], n=30, m=2, rank=6, widths=[40])["mem_mb"]
+    many = resources.chunk_resources([params] * 2001, n=30, m=2, rank=6, widths=[40] * 2001)["mem_mb"]
+    assert many - one == pytest.approx(2 * 2000 * per_run / 1e6, abs=1)

@@ -1,7 +1,7 @@
 """Combine a sweep's runs into a labeled cube, with statistics over seeds and fits in the width.
 
 The input is the chunk tables (one row of scalars per run, written by the chunk jobs beside
-their run files; :func:`verify_runs` checks them against the run files). The output,
+their records files; :func:`verify_runs` checks them against the records). The output,
 :func:`summarize`, is one :class:`xarray.Dataset`:
 
 * on ``(case, width, seed)``: every per-run scalar and the run's ``status`` (``missing`` where

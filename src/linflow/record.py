@@ -1,4 +1,5 @@
-"""The NetCDF schema of linflow's files: datasets, run records, chunk tables and summaries.
+"""The NetCDF schema of linflow's files: datasets, run records, a chunk's records file, chunk
+tables and summaries.
 
 Only this module names variables, units and attributes, writes files and opens them.
 Writes are atomic (temporary file in the same directory, then ``os.replace``), so a killed
@@ -9,8 +10,9 @@ Formats, chosen on measurement: a run record is small (about 35 variables of at 
 hundred numbers), and HDF5 (NETCDF4) spends ~500 bytes of metadata per variable on it, so run
 records are written as classic netCDF (``NETCDF3_64BIT_OFFSET``, readable by every netCDF
 tool): a flow run of the Fig. 7 setting takes 19 KB instead of 43 KB, and it loads about 4x
-faster; compression does not pay at that size (zlib made it 65 KB). Chunk tables, summaries
-and datasets are NETCDF4.
+faster; compression does not pay at that size (zlib made it 65 KB). A workflow chunk writes its
+runs' records into one file (:class:`RecordStack`), not one file each. Records files, chunk
+tables, summaries and datasets are NETCDF4.
 """
 
 from __future__ import annotations
