@@ -17,7 +17,7 @@ workflow:
   (sum of the runs' ``wall_time_seconds`` / cores);
 * aggregation: ``linflow aggregate`` over the sweep's chunk tables, per run (in-process and as
   a command), and its peak memory;
-* run-file sizes.
+* the run records' size on disk.
 
 Results go to the ``workflow`` section of ``benchmarks/results.md`` (copied into the README).
 """
@@ -29,7 +29,6 @@ import datetime as dt
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -165,8 +164,11 @@ def cube_seconds(repo: Path) -> dict:
     return {"select_s": select, "trajectory_s": one_run}
 
 
-def sizes_kb(repo: Path) -> list[float]:
-    return [p.stat().st_size / 1024 for p in (repo / "results").rglob("runs/**/*.nc")]
+def record_files(repo: Path) -> dict:
+    """The run records on disk: files (one per chunk), and KB per run."""
+    files = list((repo / "results").rglob("runs/**/*.nc"))
+    total = sum(p.stat().st_size for p in files)
+    return {"files": len(files), "mb": total / 1e6}
 
 
 def main() -> None:
@@ -205,16 +207,14 @@ def main() -> None:
             full = timed(["snakemake", "--cores", str(CORES)], repo)[0]
             floor, n_runs = floor_seconds(repo)
             agg = aggregation(repo)
-            kb = sizes_kb(repo)
             runs_rows.append(dict(size=size, full=full, base=base, marginal=full - base, floor=floor, n=n_runs,
-                                  agg=agg, kb_mean=statistics.mean(kb), kb_max=max(kb), kb_median=statistics.median(kb),
-                                  cube=cube_seconds(repo)))
+                                  agg=agg, disk=record_files(repo), cube=cube_seconds(repo)))
             print(runs_rows[-1], flush=True)
     total = time.perf_counter() - started
     lines = [
         "## Workflow benchmark (`benchmarks/bench_workflow.py`)", "",
         f"Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC. {env_note}. "
-        f"Total script runtime: {total:.0f} s. Reproduce: `python benchmarks/bench_workflow.py`.", "",
+        f"Total script runtime: {total:.0f} s. Reproduce: `python benchmarks/bench_workflow.py {' '.join(sys.argv[1:])}`.", "",
         ("Sweeps of flow runs on small Gaussian data (n = 30, N = 8, m = 1), `chunk_size` 2000 (`--small`)"
          if args.small else "Sweeps of flow runs on the Fig. 7 data (n = 500, N = 100, m = 1), default `chunk_size`")
         + ", Wishart sampling, widths log-spaced 10^2.5 .. 10^6.", "",
@@ -238,8 +238,10 @@ def main() -> None:
                   "| runs | open + one case's distances over widths and seeds, s | open with trajectories + one "
                   "run's excess loss, s |", "|---:|---:|---:|"]
         lines += [f"| {r['n']:,} | {r['cube']['select_s']:.3f} | {r['cube']['trajectory_s']:.3f} |" for r in runs_rows]
-        lines += ["", "### Run files", "", "| runs | mean KB | median KB | max KB |", "|---:|---:|---:|---:|"]
-        lines += [f"| {r['n']:,} | {r['kb_mean']:.1f} | {r['kb_median']:.1f} | {r['kb_max']:.1f} |" for r in runs_rows]
+        lines += ["", "### Run records on disk (one records file per chunk)", "",
+                  "| runs | files | MB | KB per run |", "|---:|---:|---:|---:|"]
+        lines += [f"| {r['n']:,} | {r['disk']['files']} | {r['disk']['mb']:.1f} | {1e3 * r['disk']['mb'] / r['n']:.1f} |"
+                  for r in runs_rows]
     if args.section != "workflow":
         lines[0] = f"## Workflow benchmark, {args.section} (`benchmarks/bench_workflow.py --section {args.section}`)"
     write_section(args.section, "\n".join(lines))

@@ -127,7 +127,7 @@ def test_what_each_command_imports_at_run_time_is_inside_its_hash(tmp_path):
         tables.append(f"{chunk.id}.nc")
         loaded.setdefault("chunk", set()).update(run_and_list_modules(
             tmp_path, "chunk", "chunk", "--dataset", "d.nc", "--spec", json.dumps(plan.chunk_spec(chunk)),
-            "--runs-dir", f"runs/{chunk.id}", "--table", tables[-1]))
+            "--records", f"runs/{chunk.id}.nc", "--table", tables[-1]))
     loaded["simulate"] = run_and_list_modules(tmp_path, "simulate", "simulate", "--dataset", "d.nc", "--experiment",
                                               "e", "--width", "40", "--seed", "0", "--init", "scaled", "--a", "1",
                                               "--b", "1", "--method", "flow", "--output", "one.nc")

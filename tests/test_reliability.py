@@ -53,7 +53,7 @@ def test_interrupted_sweep_resumes_without_touching_finished_chunks(tmp_path):
     tables = checksums(repo, "chunks/*.nc")
     assert 4 <= len(tables) < total
     for path in checksums(repo):
-        record.open_run(path)  # every run file that exists is complete (atomic writes), even in a killed chunk
+        record.open_runs(path)  # every records file that exists is complete (atomic writes), even in a killed chunk
 
     snakemake(repo, "--unlock", timeout=120)  # the killed run left its lock behind
     # Chunks killed while running are "incomplete" to Snakemake and are rerun as a whole (a job
@@ -63,10 +63,10 @@ def test_interrupted_sweep_resumes_without_touching_finished_chunks(tmp_path):
     incomplete = {line.strip() for line in listed[1].splitlines()} if len(listed) == 2 else set()
     finished = {table for table in tables if str(table.relative_to(repo)) not in incomplete}
     assert len(finished) >= len(tables) - 2  # at most one job per core was caught in that window
-    folders = [t.parent.parent / "runs" / t.stem for t in finished]
-    before = {p: c for p, c in checksums(repo).items() if any(f in p.parents for f in folders)}
+    records = {t.parent.parent / "runs" / t.name for t in finished}  # a table is written after its records
+    before = {p: c for p, c in checksums(repo).items() if p in records}
+    assert len(before) == len(finished)
     before.update({t: tables[t] for t in finished})
-    assert len(before) > len(finished)
     rerun = snakemake(repo, "--cores", "2", "--rerun-incomplete")
     output = rerun.stdout + rerun.stderr
     stats = output.split("Job stats:", 1)[1]
@@ -75,7 +75,13 @@ def test_interrupted_sweep_resumes_without_touching_finished_chunks(tmp_path):
     after = {**checksums(repo), **checksums(repo, "chunks/*.nc")}
     assert len(checksums(repo, "chunks/*.nc")) == total
     assert {p: after[p] for p in before} == before  # finished chunks byte-identical
-    assert not list((repo / "results").rglob("*.tmp.nc"))  # killed chunks' folders were recreated
+    assert not list((repo / "results").rglob("*.tmp.nc"))  # killed chunks' temporaries were removed
+
+
+def run_record(folder: Path, **where) -> xr.Dataset:
+    """A run's record, found as a user would: its records file and index from the summary."""
+    summary = linflow.open_sweep(folder).sel(where)
+    return record.open_run(folder / str(summary["file"].item()), int(summary["record"].item()))
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +108,7 @@ def test_diverged_and_unconverged_runs_are_reported_and_excluded(failures_repo):
     assert short["n_not_converged"].sum() == 8 and short["n_converged"].sum() == 0
     for name in ("bias_unstable", "bias_stable", "tightness", "bias_overflow"):
         assert (repo / "results" / "figures" / f"{name}.png").stat().st_size > 10_000
-    ds = record.open_run(repo / "results" / "unstable" / "runs" / "h1000_b0" / "a1" / "h1000_s0.nc")
+    ds = run_record(repo / "results" / "unstable", case="a1", width=1000, seed=0)
     assert ds["status"].item() == "diverged" and np.all(np.isfinite(ds["loss"].values))
 
 
@@ -110,7 +116,7 @@ def test_flow_runs_record_their_numerical_health(failures_repo):
     repo, _ = failures_repo
     summary = xr.open_dataset(repo / "results" / "stable" / "summary.nc", engine="netcdf4")
     assert np.all(summary["imbalance_drift"].values < 1e-8)
-    ds = record.open_run(repo / "results" / "stable" / "runs" / "h50_b0" / "alpha0.50" / "h50_s0.nc")
+    ds = run_record(repo / "results" / "stable", case="alpha0.50", width=50, seed=0)
     assert "rtol" in ds.attrs["parameters"] and ds["imbalance_drift"].attrs["long_name"]
 
 

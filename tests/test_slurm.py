@@ -7,6 +7,7 @@ plugin, simulations grouped, is compared with a local run of the same config.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -163,8 +164,8 @@ def test_jobs_ran_under_slurm(slurm_repo):
     log_ids = {log.stem for log in logs}
     assert all(job_id.isdigit() for job_id in log_ids), log_ids
 
-    runs = _run_files(slurm_repo)
-    assert len(runs) == _n_simulations(), runs
+    runs = _run_files(slurm_repo)  # the chunks' records files
+    assert sum(_open(slurm_repo / path).sizes["run"] for path in runs) == _n_simulations(), runs
     for path in runs:
         job_id = _open(slurm_repo / path).attrs.get("slurm_job_id", "")
         assert str(job_id).strip(), f"{path} has no slurm_job_id"
@@ -179,8 +180,8 @@ def test_simulations_were_grouped(slurm_repo):
     jobs = {str(_open(slurm_repo / path).attrs["slurm_job_id"]) for path in runs}
     group_logs = [log for log in _slurm_logs(slurm_repo) if "group_simulations" in str(log)]
     chunks = sorted(slurm_repo.glob("results/*/chunks/*.nc"))
-    print(f"\n{len(runs)} simulations in {len(chunks)} chunks, {len(jobs)} Slurm jobs")
-    assert 1 <= len(jobs) < len(chunks) < len(runs)
+    print(f"\n{_n_simulations()} simulations in {len(chunks)} chunks, {len(jobs)} Slurm jobs")
+    assert 1 <= len(jobs) < len(chunks) == len(runs) < _n_simulations()
     assert len(group_logs) == len(jobs)
 
 
@@ -189,6 +190,13 @@ def _assert_same_data(a: xr.Dataset, b: xr.Dataset, where: str) -> None:
     global attributes (history, wall time, slurm_job_id, ...) and the measured wall times of
     chunk tables and summaries are not compared."""
     a, b = (ds.drop_vars("wall_time_seconds", errors="ignore") for ds in (a, b))
+    if "attributes" in a.variables:  # a records file: each run's global attributes, JSON
+        def measured_dropped(text):
+            attrs = json.loads(text)
+            return {k: v for k, v in attrs.items() if k not in ("history", "wall_time_seconds", "slurm_job_id")}
+        assert [measured_dropped(t) for t in a["attributes"].values] == [
+            measured_dropped(t) for t in b["attributes"].values], f"{where}: attributes"
+        a, b = (ds.drop_vars("attributes") for ds in (a, b))
     assert set(a.variables) == set(b.variables), where
     for name in a.variables:
         x, y = a[name].values, b[name].values

@@ -58,8 +58,11 @@ def test_all_outputs_exist_with_the_schema(smoke_repo):
         ds = record.open_netcdf(smoke_repo / "data" / name / "dataset.nc", ("X", "Y", "theta_hat"))
         assert ds.attrs["parameters_hash"]
     for name, chunk, case, width, seed in expected_runs(config):
-        path = smoke_repo / "results" / name / "runs" / chunk / case / f"h{width}_s{seed}.nc"
-        ds = record.open_run(path)  # raises if any schema variable is missing
+        path = smoke_repo / "results" / name / "runs" / f"{chunk}.nc"  # the chunk's records file
+        table = record.open_table(smoke_repo / "results" / name / "chunks" / f"{chunk}.nc")
+        (i,) = np.flatnonzero((table["case"].values == case) & (table["seed"].values == seed))
+        assert table["file"].values[i] == str(path.relative_to(smoke_repo))
+        ds = record.open_run(path, int(table["record"].values[i]))  # raises if any schema variable is missing
         assert ds.attrs["width"] == width and ds.attrs["case"] == case and ds.attrs["seed"] == seed
         assert ds["status"].item() == "converged", path
         assert ds["time"].attrs["units"] and ds["loss"].attrs["long_name"]
@@ -484,7 +487,7 @@ def test_a_chunk_whose_spec_exceeds_the_command_line_limit_runs(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "linflow", "chunk", "--dataset", str(repo / "data" / "d" / "dataset.nc"), "--plan",
          str(planned), "--experiment", "e", "--chunk", "h10_b0", "--spec-hash", grid.spec_hash(plan.chunk_spec(chunk)),
-         "--runs-dir", str(tmp_path / "runs"), "--table", str(tmp_path / "t.nc")], capture_output=True, text=True)
+         "--records", str(tmp_path / "r.nc"), "--table", str(tmp_path / "t.nc")], capture_output=True, text=True)
     assert proc.returncode == 2 and "plans differently" in proc.stderr and not (tmp_path / "t.nc").exists()
 
 

@@ -1,7 +1,7 @@
 """Combine a sweep's runs into a labeled cube, with statistics over seeds and fits in the width.
 
 The input is the chunk tables (one row of scalars per run, written by the chunk jobs beside
-their run files; :func:`verify_runs` checks them against the run files). The output,
+their records files; :func:`verify_runs` checks them against the records). The output,
 :func:`summarize`, is one :class:`xarray.Dataset`:
 
 * on ``(case, width, seed)``: every per-run scalar and the run's ``status`` (``missing`` where
@@ -118,7 +118,11 @@ def cube(table: xr.Dataset, cases: dict[str, dict]) -> xr.Dataset:
     data["status"].attrs.update(long_name="how the run ended ('missing': no run)",
                                 flag_meanings=" ".join(record.STATUSES + ("missing",)))
     data["status_message"].attrs["long_name"] = "why the run ended so (the error of a failed run)"
-    data["file"].attrs["long_name"] = "path of the run record (trajectories)"
+    data["file"].attrs["long_name"] = "path of the run's record (trajectories): its chunk's records file"
+    index = np.full(shape, -1, dtype=np.int64)
+    index.flat[flat] = table["record"].values
+    data["record"] = xr.Variable(dims, index, attrs={
+        "long_name": "index of the run in its records file (linflow.record.open_run(file, record); -1: no run)"})
     data["solver"].attrs["long_name"] = "flow integrator the run used (none: gd, sgd; empty: no run)"
     converged = data["status"].values == "converged"
     data["converged"] = xr.Variable(dims, converged, attrs={"long_name": "run reached its stopping target"})
@@ -274,24 +278,31 @@ def summarize(table_paths, *, experiment: str, bound_rtol: float = checks.DEFAUL
 
 
 def verify_runs(table_paths, rtol: float = 0.0) -> int:
-    """Check every run file against its chunk-table row (the run files are the source of
+    """Check every run record against its chunk-table row (the records are the source of
     truth); returns the number of runs checked. Raises ValueError naming the first mismatch."""
     checked = 0
     for path in table_paths:
         table = record.open_table(path)
+        stacked = {}  # a chunk's records file, read once
         for i in range(table.sizes["run"]):
-            run_file = table["file"].values[i]
-            ds = record.open_run(run_file)
-            # Scalars straight from the run file's variables (not through table_row, the code
+            run_file, index = table["file"].values[i], int(table["record"].values[i])
+            if index < 0:
+                ds = record.open_run(run_file)
+            else:
+                if run_file not in stacked:
+                    stacked = {run_file: record.open_runs(run_file)}
+                ds = stacked[run_file][index]
+            # Scalars straight from the record's variables (not through table_row, the code
             # that wrote the table); the derived columns (n_points, times, ...) through it.
-            row = record.table_row(ds, run_file)
+            row = record.table_row(ds, run_file, index)
             row.update({key: ds[key].item() for key in row if key in ds.data_vars and ds[key].ndim == 0})
             for key, value in row.items():
                 expected = table[key].values[i]
                 same = (value == expected) if isinstance(value, str) or isinstance(value, bool) else (
                     np.isclose(value, expected, rtol=rtol, atol=0) or (np.isnan(value) and np.isnan(expected)))
                 if not same:
-                    raise ValueError(f"{run_file}: {key} is {value!r} in the run file but {expected!r} in {path}")
+                    raise ValueError(f"{run_file} (run {index}): {key} is {value!r} in the record but {expected!r} "
+                                     f"in {path}")
             checked += 1
     return checked
 

@@ -3,10 +3,11 @@
 :func:`run_one` is the single definition of a run (data, random stream, initialization,
 simulation): ``linflow simulate`` (one run) and :func:`run_chunk` (a workflow job) both call
 it, so a run computed in a chunk has exactly the data variables of the same run computed
-alone. :func:`run_chunk` writes one run record per run and then a table of the runs' scalars
-(the chunk table, read by the aggregation step instead of every run file). An exception in one
-run is recorded in that run's file (``status = "failed"``, the message in ``status_message``)
-and the chunk goes on; only errors that make every run impossible (an unreadable dataset, a bad
+alone. :func:`run_chunk` writes the records of its runs to one file (the chunk's records file,
+:class:`linflow.record.RecordStack`) and then a table of the runs' scalars (the chunk table,
+read by the aggregation step instead of the records). An exception in one run is recorded as
+that run's record (``status = "failed"``, the message in ``status_message``) and the chunk
+goes on; only errors that make every run impossible (an unreadable dataset, a bad
 spec) stop it.
 """
 
@@ -43,11 +44,6 @@ class Reductions:
     @property
     def data_bytes(self) -> int:
         return resources.data_memory_bytes(*self.X.shape, self.Y.shape[1])
-
-
-def run_path(runs_dir, case: str, width: int, seed: int) -> Path:
-    """Where a run's record lives inside its chunk's folder."""
-    return Path(runs_dir) / case / f"h{width}_s{seed}.nc"
 
 
 def run_one(reductions: Reductions, *, experiment: str, case: str, width: int, seed: int, params: dict,
@@ -128,46 +124,48 @@ def check_spec(spec: dict) -> dict:
     return dict(spec, cases=cases)
 
 
-def run_chunk(dataset_path, spec: dict, runs_dir, table_path, *, log=None, overwrite: bool = False,
+def run_chunk(dataset_path, spec: dict, records_path, table_path, *, log=None, overwrite: bool = False,
               available_memory: int | None = None) -> xr.Dataset:
-    """Run every run of a chunk ``spec``, write their records under ``runs_dir`` and the chunk
-    table to ``table_path``. Progress (runs done / total, elapsed time, ETA) goes to ``log``."""
+    """Run every run of a chunk ``spec``, write their records to the one file ``records_path``
+    (:class:`linflow.record.RecordStack`; run i of the spec is record i) and the chunk table to
+    ``table_path``. Progress (runs done / total, elapsed time, ETA) goes to ``log``."""
     log = log or (lambda line: print(line, flush=True))
     spec = check_spec(spec)
     X, Y, dataset_attrs = load_dataset(dataset_path)
     experiment, width, entropy = spec["experiment"], int(spec["width"]), int(spec["entropy"])
     runs = [(case, int(seed)) for case, seed in spec["runs"]]
-    paths = [run_path(runs_dir, case, width, seed) for case, seed in runs]
-    existing = [str(p) for p in paths + [Path(table_path)] if p.exists()]
+    existing = [str(p) for p in (Path(records_path), Path(table_path)) if p.exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"outputs exist: {', '.join(existing[:3])}{' ...' if len(existing) > 3 else ''}; "
-                              f"pass --overwrite to replace them")
-    # A job killed while writing its table leaves a hidden temporary next to it; this job owns
-    # the table, so a rerun removes what the killed one left.
-    for stale in Path(table_path).parent.glob(f".{Path(table_path).name}.*.tmp.nc"):
-        stale.unlink(missing_ok=True)
+        raise FileExistsError(f"outputs exist: {', '.join(existing)}; pass --overwrite to replace them")
+    # A job killed while writing leaves hidden temporaries next to its outputs; this job owns
+    # them, so a rerun removes what the killed one left.
+    for output in (Path(records_path), Path(table_path)):
+        for stale in output.parent.glob(f".{output.name}.*.tmp.nc"):
+            stale.unlink(missing_ok=True)
     rank_rtol = dataset_attrs.get("rank_rtol")
     reductions = Reductions(X, Y, None if rank_rtol is None else float(rank_rtol))
-    rows, clock = [], time.perf_counter()
-    for i, ((case, seed), path) in enumerate(zip(runs, paths), start=1):
+    records, rows, clock = record.RecordStack(), [], time.perf_counter()
+    for i, (case, seed) in enumerate(runs, start=1):
         start = time.perf_counter()
-        try:  # writing the record is part of the run: its failure is this run's failure
+        try:  # storing the record is part of the run: its failure is this run's failure
             ds = run_one(reductions, experiment=experiment, case=case, width=width, seed=seed,
                          params=spec["cases"][case], entropy=entropy, dataset_attrs=dataset_attrs,
                          available_memory=available_memory)
-            record.write_run(ds, path)
+            index = records.add(ds)
         except Exception as exc:  # a bad run never costs its neighbours
             traceback.print_exc(file=sys.stderr)
             ds = failed_run(f"{type(exc).__name__}: {exc}", reductions=reductions, experiment=experiment, case=case,
                             width=width, seed=seed, params=spec["cases"][case], entropy=entropy,
                             wall_time=time.perf_counter() - start)
-            record.write_run(ds, path)
-        rows.append(record.table_row(ds, path))
+            index = records.add(ds)
+        rows.append(record.table_row(ds, records_path, index))
         elapsed = time.perf_counter() - clock
         eta = elapsed / i * (len(runs) - i)
         log(f"[{experiment} h{width}] {i}/{len(runs)} runs, {elapsed:.1f} s elapsed, ETA {eta:.0f} s; "
-            f"{case} s={seed}: {ds['status'].item()} in {time.perf_counter() - start:.2f} s")
-    table = record.chunk_table(rows, {"experiment": experiment, "width": width, "entropy": entropy,
-                                      "cases": grid.canonical(spec["cases"]), "data": data_description(dataset_attrs)})
+            f"{case} s={seed}: {rows[-1]['status']} in {time.perf_counter() - start:.2f} s")
+    attrs = {"experiment": experiment, "width": width, "entropy": entropy, "cases": grid.canonical(spec["cases"]),
+             "data": data_description(dataset_attrs)}
+    records.write(records_path, attrs)  # the records before the table: a table always has its records
+    table = record.chunk_table(rows, attrs)
     record.write_netcdf(table, table_path)
     return table

@@ -220,9 +220,11 @@ def _runs(paths) -> list:
         seed = summary["seed"].values[0]
         for case in summary["case"].values:
             for width in summary["width"].values:
-                name = str(summary["file"].sel(case=case, width=width, seed=seed).item())
+                where = dict(case=case, width=width, seed=seed)
+                name = str(summary["file"].sel(where).item())
                 if name:
-                    runs.append(record.open_run(Path(path).parent / name))
+                    index = int(summary["record"].sel(where).item()) if "record" in summary else -1
+                    runs.append(record.open_run(Path(path).parent / name, None if index < 0 else index))
     return runs
 
 

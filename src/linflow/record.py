@@ -1,4 +1,5 @@
-"""The NetCDF schema of linflow's files: datasets, run records, chunk tables and summaries.
+"""The NetCDF schema of linflow's files: datasets, run records, a chunk's records file, chunk
+tables and summaries.
 
 Only this module names variables, units and attributes, writes files and opens them.
 Writes are atomic (temporary file in the same directory, then ``os.replace``), so a killed
@@ -9,8 +10,9 @@ Formats, chosen on measurement: a run record is small (about 35 variables of at 
 hundred numbers), and HDF5 (NETCDF4) spends ~500 bytes of metadata per variable on it, so run
 records are written as classic netCDF (``NETCDF3_64BIT_OFFSET``, readable by every netCDF
 tool): a flow run of the Fig. 7 setting takes 19 KB instead of 43 KB, and it loads about 4x
-faster; compression does not pay at that size (zlib made it 65 KB). Chunk tables, summaries
-and datasets are NETCDF4.
+faster; compression does not pay at that size (zlib made it 65 KB). A workflow chunk writes its
+runs' records into one file (:class:`RecordStack`), not one file each. Records files, chunk
+tables, summaries and datasets are NETCDF4.
 """
 
 from __future__ import annotations
@@ -257,21 +259,27 @@ TABLE_EXTRAS = {
     "time_last": ("1", "last recorded gradient-flow time (where the run stopped)"),
 }
 TABLE_STRINGS = ("case", "status", "status_message", "file", "solver")
+#: Where the run's record is: ``file`` and, in a chunk's records file, the run's index there.
+TABLE_LINKS = {"file": ("", "path of the run's record (a chunk's records file)"),
+               "record": ("1", "index of the run in its records file (-1: a file of its own)")}
 
 
-def table_row(ds: xr.Dataset, path) -> dict:
-    """The chunk-table row of one run record (written to ``path``)."""
-    times = ds["time"].values
+def table_row(ds: xr.Dataset, path, index: int = -1) -> dict:
+    """The chunk-table row of one run record: run ``index`` of the records file ``path``
+    (-1: the file of this run alone)."""
+    variables = ds.variables
+    times = variables["time"].values
     positive = times[times > 0]
     row = {
         "case": str(ds.attrs["case"]), "width": int(ds.attrs["width"]), "seed": int(ds.attrs["seed"]),
-        "status": str(ds["status"].item()), "status_message": str(ds.attrs.get("status_message", "")),
-        "file": str(path), "converged": bool(ds["converged"]), "solver": str(ds["solver"].item()),
+        "status": str(variables["status"].values.item()), "status_message": str(ds.attrs.get("status_message", "")),
+        "file": str(path), "record": int(index), "converged": bool(variables["converged"].values),
+        "solver": str(variables["solver"].values.item()),
         "wall_time_seconds": float(ds.attrs["wall_time_seconds"]), "n_points": int(times.size),
         "time_first": float(positive[0]) if positive.size else np.nan,
         "time_last": float(times[-1]) if times.size else np.nan,
     }
-    row.update({name: float(ds[name]) for name in SCALAR_VARIABLES})
+    row.update({name: float(variables[name].values) for name in SCALAR_VARIABLES})
     return row
 
 
@@ -280,15 +288,15 @@ def chunk_table(rows: list[dict], attrs: dict) -> xr.Dataset:
     columns = {}
     for key in rows[0]:
         values = np.array([row[key] for row in rows], dtype=object if key in TABLE_STRINGS else None)
-        meta = SCALAR_VARIABLES.get(key) or TABLE_EXTRAS.get(key)
-        columns[key] = xr.Variable(("run",), values, attrs=dict(zip(("units", "long_name"), meta)) if meta else {})
+        meta = SCALAR_VARIABLES.get(key) or TABLE_EXTRAS.get(key) or TABLE_LINKS.get(key)
+        columns[key] = xr.Variable(("run",), values, attrs={k: v for k, v in zip(("units", "long_name"), meta or ()) if v})
     ds = xr.Dataset(columns)
     ds.attrs.update(provenance(attrs, "chunk table"))
     ds.attrs.update(attrs)
     return ds
 
 
-TABLE_VARIABLES = ("case", "width", "seed", "status", "status_message", "file", "converged", "solver") + tuple(TABLE_EXTRAS) \
+TABLE_VARIABLES = ("case", "width", "seed", "status", "status_message", "file", "record", "converged", "solver") + tuple(TABLE_EXTRAS) \
     + tuple(SCALAR_VARIABLES)
 
 
@@ -400,6 +408,181 @@ def _classic_attrs(attrs: dict) -> dict:
     return {key: value if fits(value) else str(int(value)) for key, value in attrs.items()}
 
 
-def open_run(path) -> xr.Dataset:
-    """Open one run record, checking it has every variable of the schema."""
-    return open_netcdf(path, RUN_VARIABLES)
+def open_run(path, index: int | None = None) -> xr.Dataset:
+    """One run record, checking it has every variable of the schema: the file ``path`` of one
+    run (``index`` None), or run ``index`` of a chunk's records file (:class:`RecordStack`)."""
+    if index is None:
+        ds = open_netcdf(path, RUN_VARIABLES)
+        if STACK_DIM in ds.dims:
+            raise ValueError(f"{path} holds the records of a chunk's runs: pass the run's index")
+        return ds
+    return _unstack(_open_rows(path, [int(index)], None).isel({STACK_DIM: 0}), path, index)
+
+
+# ---------------------------------------------------------------------------
+# A chunk's run records in one file
+# ---------------------------------------------------------------------------
+
+#: The records file's dimensions: runs, and the padded ``time`` / ``eig`` axes of each run.
+STACK_DIM, POINT_DIM, STACK_EIG_DIM = "run", "point", "eig"
+#: Optional coordinates on ``time`` and the integer fill of ``step`` after a run's points.
+OPTIONAL_COORDS = ("step", "epoch")
+STEP_FILL = -1
+#: Per-run variables of a records file that are not run-record variables.
+STACK_EXTRAS = {
+    "n_points": "recorded points of the run: its values on point 0 .. n_points - 1, NaN after",
+    "n_eig": "length of the run's imbalance_eigenvalues, NaN after",
+    "coordinates": "the run's coordinates on time besides time itself (step, epoch), space separated",
+    "attributes": "the run record's global attributes, JSON",
+}
+STACK_VARIABLES = RUN_VARIABLES + ("time",) + tuple(STACK_EXTRAS)
+
+
+class RecordStack:
+    """The run records of a chunk, collected run by run and written as one NetCDF file.
+
+    A records file holds one row per run on dimension ``run`` (in the order added): every
+    variable of the run-record schema, the trajectories on ``(run, point)`` padded with NaN
+    after the run's ``n_points`` (``step``: -1), ``imbalance_eigenvalues`` on ``(run, eig)``,
+    ``end_to_end`` on ``(run, input, output)``, and the run's global attributes as JSON.
+    :func:`open_run` with the run's index gives back the run's own :class:`xarray.Dataset`,
+    values bit for bit. One file instead of one per run: writing ~40 variables of a tiny run
+    through xarray costs more than the run itself (docs/performance.md).
+    """
+
+    def __init__(self):
+        self.rows: list[dict] = []
+        self.variable_attrs: dict[str, dict] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, ds: xr.Dataset) -> int:
+        """Pack the run record ``ds`` (raises, adding nothing, if it cannot be stored); returns
+        its index in the file."""
+        variables = ds.variables
+        row = {name: variables[name].values for name in RUN_VARIABLES + ("time",)}
+        extra = [name for name in OPTIONAL_COORDS if name in variables]
+        row.update({name: variables[name].values for name in extra})
+        if any(variables[name].dims != ("time",) for name in tuple(TIME_VARIABLES) + tuple(extra)):
+            raise ValueError("a run record's trajectories must be on its dimension time")
+        row.update(coordinates=" ".join(extra), attributes=canonical_json(ds.attrs))
+        for name in row:
+            if name in variables and name not in self.variable_attrs:
+                self.variable_attrs[name] = dict(variables[name].attrs)
+        self.rows.append(row)
+        return len(self.rows) - 1
+
+    def dataset(self, attrs: dict) -> xr.Dataset:
+        """The records file's :class:`xarray.Dataset` (global attributes: provenance of ``attrs``)."""
+        rows, runs = self.rows, len(self.rows)
+        if not runs:
+            raise ValueError("no run records to write")
+        points = max(1, max(row["time"].size for row in rows))
+        eigs = max(1, max(row["imbalance_eigenvalues"].size for row in rows))
+        shapes = {row["end_to_end"].shape for row in rows}
+        if len(shapes) != 1:
+            raise ValueError(f"the runs' end_to_end matrices differ in shape: {sorted(shapes)}")
+
+        def padded(name, width, fill=np.nan, dtype=np.float64):
+            out = np.full((runs, width), fill, dtype=dtype)
+            for i, row in enumerate(rows):
+                if name in row:
+                    out[i, : row[name].size] = row[name]
+            return out
+
+        run_dims = (STACK_DIM, POINT_DIM)
+        data = {name: (run_dims, padded(name, points)) for name in ("time",) + tuple(TIME_VARIABLES)}
+        data["step"] = (run_dims, padded("step", points, STEP_FILL, np.int32))
+        data["epoch"] = (run_dims, padded("epoch", points))
+        data["imbalance_eigenvalues"] = ((STACK_DIM, STACK_EIG_DIM), padded("imbalance_eigenvalues", eigs))
+        data["end_to_end"] = ((STACK_DIM, "input", "output"), np.stack([row["end_to_end"] for row in rows]))
+        for name in tuple(SCALAR_VARIABLES) + ("converged",):
+            data[name] = ((STACK_DIM,), np.array([row[name] for row in rows]))
+        for name in ("status", "solver", "coordinates", "attributes"):
+            data[name] = ((STACK_DIM,), np.array([str(row[name]) for row in rows], dtype=object))
+        data["n_points"] = ((STACK_DIM,), np.array([row["time"].size for row in rows], dtype=np.int32))
+        data["n_eig"] = ((STACK_DIM,), np.array([row["imbalance_eigenvalues"].size for row in rows], dtype=np.int32))
+        ds = xr.Dataset({name: xr.Variable(dims, values, attrs=self.variable_attrs.get(name, {}))
+                         for name, (dims, values) in data.items()})
+        for name, long_name in STACK_EXTRAS.items():
+            ds[name].attrs["long_name"] = long_name
+        ds.attrs.update(provenance(attrs, "chunk run records"))
+        ds.attrs.update(attrs)
+        return ds
+
+    def write(self, path, attrs: dict, *, overwrite: bool = True) -> Path:
+        """Write the records file atomically (NETCDF4; no fill values: NaN marks the padding)."""
+        ds = self.dataset(attrs)
+        encoding = {name: {"_FillValue": None} for name, var in ds.variables.items() if var.dtype.kind in "fi"}
+        return write_netcdf(ds, path, overwrite=overwrite, encoding=encoding)
+
+
+def _open_rows(path, indices, names: tuple[str, ...] | None) -> xr.Dataset:
+    """Rows ``indices`` (a list or a slice) of a records file (the variables ``names``, all if
+    None), loaded."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with xr.open_dataset(path, engine=ENGINE) as ds:
+            missing = [name for name in (names or STACK_VARIABLES) if name not in ds.variables]
+            if STACK_DIM not in ds.dims:
+                missing = ["the dimension run"] + missing
+            if not missing:
+                selected = ds if names is None else ds[list(names)]
+                if isinstance(indices, slice):
+                    rows = selected.isel({STACK_DIM: indices}).load()
+                else:  # the file is read in increasing order, the rows come back in the order asked
+                    order = np.argsort(indices, kind="stable")
+                    rows = selected.isel({STACK_DIM: np.asarray(indices)[order]}).load()
+                    rows = rows.isel({STACK_DIM: np.argsort(order, kind="stable")})
+    except IndexError:
+        raise IndexError(f"{path} holds {ds.sizes[STACK_DIM]} runs, not run {indices}") from None
+    except Exception as exc:
+        raise CorruptFileError(
+            f"{path} is not a readable NetCDF file ({type(exc).__name__}: {exc}). "
+            f"It is probably truncated or corrupt: delete it and rerun the workflow to regenerate it."
+        ) from None
+    if missing:
+        raise CorruptFileError(f"{path} is not a chunk's records file of this version of linflow: it lacks "
+                               f"{', '.join(missing)}. Delete it and rerun the workflow to regenerate it.")
+    return rows
+
+
+def open_runs(path) -> list[xr.Dataset]:
+    """Every run record of a chunk's records file, in its order (one read of the file)."""
+    rows = _open_rows(path, slice(None), None)
+    return [_unstack(rows.isel({STACK_DIM: i}), path, i) for i in range(rows.sizes[STACK_DIM])]
+
+
+def read_trajectories(path, indices, names: tuple[str, ...]) -> tuple[np.ndarray, dict, np.ndarray]:
+    """``time`` and the trajectories ``names`` of runs ``indices`` of a records file, padded:
+    ``(time (k, points), {name: (k, points)}, n_points (k,))``; one read for all of them."""
+    rows = _open_rows(path, [int(i) for i in indices], ("time", "n_points") + tuple(names))
+    return rows["time"].values, {name: rows[name].values for name in names}, rows["n_points"].values
+
+
+def _unstack(row: xr.Dataset, path, index) -> xr.Dataset:
+    """Run ``index``'s own record from its row of a records file."""
+    points, eigs = int(row["n_points"]), int(row["n_eig"])
+
+    def variable(name, dims, values):
+        return xr.Variable(dims, values, attrs=row[name].attrs)
+
+    data = {name: variable(name, ("time",), row[name].values[:points]) for name in TIME_VARIABLES}
+    for name in tuple(SCALAR_VARIABLES) + ("converged",):
+        data[name] = variable(name, (), row[name].values)
+    data["imbalance_eigenvalues"] = variable("imbalance_eigenvalues", ("eig",),
+                                             row["imbalance_eigenvalues"].values[:eigs])
+    data["end_to_end"] = variable("end_to_end", ("input", "output"), row["end_to_end"].values)
+    for name in ("status", "solver"):
+        data[name] = variable(name, (), np.array(str(row[name].item()), dtype=object))
+    coords = {"time": variable("time", ("time",), row["time"].values[:points])}
+    for name in str(row["coordinates"].item()).split():
+        coords[name] = variable(name, ("time",), row[name].values[:points])
+    try:
+        attrs = json.loads(str(row["attributes"].item()))
+    except json.JSONDecodeError as exc:
+        raise CorruptFileError(f"{path}: run {index}'s attributes are not JSON ({exc})") from None
+    return xr.Dataset(data, coords=coords, attrs=attrs)

@@ -49,6 +49,18 @@ def record_points(params: dict) -> int:
     return 14 * int(params.get("points_per_decade", P.default("points_per_decade"))) + 3
 
 
+#: Series a run record holds at each recorded point: time, step, epoch and the 9 trajectory
+#: variables of linflow.record (TIME_VARIABLES).
+RECORD_SERIES = 12
+
+
+def record_bytes(params: dict, *, n: int, m: int, rank: int) -> int:
+    """Upper estimate of one run's record as its chunk holds it until the records file is
+    written: the series at the recorded points, the imbalance spectrum, ``end_to_end`` (n x m)
+    and the scalars."""
+    return 8 * (RECORD_SERIES * record_points(params) + (m + rank) + n * m + 64)
+
+
 def run_memory_bytes(params: dict, *, n: int, m: int, rank: int, width: int) -> int:
     """Peak memory of one run beyond the process itself, in bytes.
 
@@ -211,8 +223,11 @@ def chunk_resources(run_params: list[dict], *, n: int, m: int, rank: int, widths
                     ratio: float = 1.0, attempt: int = 1, data_bytes: int = 0) -> dict:
     """``mem_mb`` and ``runtime`` (minutes) of a chunk whose runs go one after another; a
     retried job (Snakemake's ``attempt``) gets ``attempt`` times as much of both. ``data_bytes``:
-    the data's own memory (:func:`data_memory_bytes`), held once for the whole chunk."""
+    the data's own memory (:func:`data_memory_bytes`), held once for the whole chunk. The chunk
+    holds its runs' records until it writes them, then their padded stack: twice
+    :func:`record_bytes` per run."""
     memory = data_bytes + max(run_memory_bytes(p, n=n, m=m, rank=rank, width=w) for p, w in zip(run_params, widths))
+    memory += 2 * sum(record_bytes(p, n=n, m=m, rank=rank) for p in run_params)
     seconds = sum(run_seconds(p, n=n, m=m, rank=rank, width=w, ratio=ratio) for p, w in zip(run_params, widths))
     return {"mem_mb": attempt * int(math.ceil((PROCESS_BYTES + memory) / 1e6)),
             "runtime": attempt * int(math.ceil(5 + seconds / 60))}

@@ -3,13 +3,13 @@
 The per-run scalars come from ``summary.nc`` (dimensions ``case, width, seed``; the cases'
 parameters as coordinates on ``case``; see :mod:`linflow.aggregate`). With
 ``trajectories=True`` the recorded trajectories are added on a common log-spaced time grid,
-dimensions ``(case, width, seed, time)``: lazily, each run file is read (and interpolated) only
-when a selection touches it, so a 10^5-run sweep never has its trajectories in memory.
+dimensions ``(case, width, seed, time)``: lazily, the runs a selection touches are read from
+their chunks' records files (one read per file) and interpolated, so a 10^5-run sweep never
+has its trajectories in memory.
 """
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
@@ -55,18 +55,12 @@ def interpolate(time: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.nd
     return out
 
 
-@functools.lru_cache(maxsize=2048)
-def _trajectories(path: str) -> tuple[np.ndarray, dict]:
-    """The recorded time and trajectory variables of one run file (cached)."""
-    ds = record.open_run(path)
-    return ds["time"].values, {name: ds[name].values for name in record.TIME_VARIABLES}
-
-
 class _LazyTrajectory(BackendArray):
-    """``variable`` of every run on the grid, read from the run files on indexing."""
+    """``variable`` of every run on the grid, read from the records files on indexing: one
+    read per records file for all the runs a selection takes from it."""
 
-    def __init__(self, files: np.ndarray, variable: str, grid: np.ndarray):
-        self.files, self.variable, self.grid = files, variable, grid
+    def __init__(self, root: Path, files: np.ndarray, records: np.ndarray, variable: str, grid: np.ndarray):
+        self.root, self.files, self.records, self.variable, self.grid = root, files, records, variable, grid
         self.shape = files.shape + grid.shape
         self.dtype = np.dtype(np.float64)
 
@@ -81,13 +75,24 @@ class _LazyTrajectory(BackendArray):
                 drop.append(axis)
             else:
                 index.append(np.arange(size)[k])
-        files = self.files[np.ix_(*index[:3])]
+        files, records = self.files[np.ix_(*index[:3])], self.records[np.ix_(*index[:3])]
         grid = self.grid[index[3]]
         out = np.full(files.shape + grid.shape, np.nan)
+        by_file: dict[str, list] = {}
         for position in np.ndindex(files.shape):
             if files[position]:
-                time, values = _trajectories(files[position])
-                out[position] = interpolate(time, values[self.variable], grid)
+                by_file.setdefault(files[position], []).append(position)
+        for name, positions in by_file.items():
+            path = self.root / name
+            if records[positions[0]] < 0:  # a run's own file
+                ds = record.open_run(path)
+                runs = [(ds["time"].values, ds[self.variable].values)]
+            else:
+                time, values, points = record.read_trajectories(path, [records[p] for p in positions],
+                                                                (self.variable,))
+                runs = [(time[i, :n], values[self.variable][i, :n]) for i, n in enumerate(points)]
+            for position, (time, values) in zip(positions, runs):
+                out[position] = interpolate(time, values, grid)
         return out.squeeze(axis=tuple(drop)) if drop else out
 
 
@@ -101,19 +106,19 @@ def open_sweep(path, *, trajectories: bool = False, points_per_decade: int = 20)
     ``time`` dimension (``loss``, ``excess_loss``, ``inst_rate``, bounds, distances, ...) on a
     common grid, ``points_per_decade`` log-spaced points from the earliest first positive
     time of any run to the latest end, plus ``t = 0``, interpolated linearly in log time and
-    NaN outside each run's recorded span. They are loaded lazily, file by file.
+    NaN outside each run's recorded span. They are loaded lazily, only the runs a selection takes.
     """
     summary = summary_path(path)
     ds = record.open_netcdf(summary, ("status", "final_distance_fro"))
     if not trajectories:
         return ds
-    root = summary.parent
-    files = np.vectorize(lambda f: str(root / f) if f else "", otypes=[object])(ds["file"].values)
+    files = ds["file"].values  # relative to the summary's folder, joined only when read
+    records = ds["record"].values if "record" in ds else np.full(files.shape, -1)
     grid = time_grid(float(np.nanmin(ds["time_first"].values)), float(np.nanmax(ds["time_last"].values)),
                      points_per_decade)
     data = {}
     for name, (units, long_name) in record.TIME_VARIABLES.items():
-        lazy = indexing.LazilyIndexedArray(_LazyTrajectory(files, name, grid))
+        lazy = indexing.LazilyIndexedArray(_LazyTrajectory(summary.parent, files, records, name, grid))
         data[name] = xr.Variable(("case", "width", "seed", "time"), lazy, attrs={
             "units": units, "long_name": long_name,
             "interpolation": "linear in log time between recorded points; NaN outside the run's recorded span",

@@ -1,5 +1,5 @@
 # Stage 2: simulations, one job per chunk (one width and a block of seeds, for every case;
-# linflow.grid). The job runs them in one process and writes one run record per run plus
+# linflow.grid). The job runs them in one process and writes their records to one file plus
 # the chunk table of their scalars, which the aggregation reads.
 
 
@@ -8,7 +8,7 @@ rule simulate:
         dataset=chunk_dataset,
     output:
         table="results/{experiment}/chunks/{chunk}.nc",
-        runs=directory("results/{experiment}/runs/{chunk}"),
+        records="results/{experiment}/runs/{chunk}.nc",
     log:
         "logs/simulate/{experiment}/{chunk}.log",
     benchmark:
@@ -27,4 +27,4 @@ rule simulate:
     shell:
         "python -m linflow chunk --dataset {input.dataset} --plan {params.plan:q} "
         "--experiment {wildcards.experiment} --chunk {wildcards.chunk} --spec-hash {params.spec_hash} "
-        "--max-memory-mb {resources.mem_mb} --runs-dir {output.runs} --table {output.table} > {log} 2>&1"
+        "--max-memory-mb {resources.mem_mb} --records {output.records} --table {output.table} > {log} 2>&1"

@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
                         help=f"relative excess of a bound over the exact rate that counts as a violation (a bug); "
                              f"default {checks.DEFAULT_RTOL:g}")
     parser.add_argument("--verify-runs", action="store_true",
-                        help="also read every run file and check it against its chunk-table row (slow)")
+                        help="also read every run record and check it against its chunk-table row (slow)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
 
 
@@ -33,7 +33,7 @@ def run(args) -> None:
     if not args.bound_rtol > 0:
         raise ValueError(f"--bound-rtol must be a positive number, got {args.bound_rtol}")
     if args.verify_runs:
-        print(f"verified {aggregate.verify_runs(args.tables)} run files against their chunk tables")
+        print(f"verified {aggregate.verify_runs(args.tables)} run records against their chunk tables")
     ds = aggregate.summarize(args.tables, experiment=args.experiment, bound_rtol=args.bound_rtol,
                              root=args.summary_nc.parent)
     aggregate.write_outputs(ds, summary_nc=args.summary_nc, summary_csv=args.summary_csv, runs_csv=args.runs_csv,

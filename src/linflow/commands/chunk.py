@@ -20,7 +20,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--chunk", help="with --plan: the chunk's id, e.g. h1000_b0")
     parser.add_argument("--spec-hash", help="with --plan: refuse a chunk that plans differently (SHA-256 of its "
                                             "canonical JSON spec)")
-    parser.add_argument("--runs-dir", required=True, type=Path, help="folder of the run records to write")
+    parser.add_argument("--records", required=True, type=Path,
+                        help="the chunk's records file to write (NetCDF, every run's record; linflow.record.RecordStack)")
     parser.add_argument("--table", required=True, type=Path, help="chunk table (NetCDF) to write")
     parser.add_argument("--max-memory-mb", type=int, default=None,
                         help="the job's declared memory: refuse runs estimated to need more, process included "
@@ -39,4 +40,4 @@ def run(args) -> None:
         except json.JSONDecodeError as exc:
             raise ValueError(f"--spec is not valid JSON: {exc}") from None
     memory = None if args.max_memory_mb is None else args.max_memory_mb * 1_000_000
-    batch.run_chunk(args.dataset, spec, args.runs_dir, args.table, overwrite=args.overwrite, available_memory=memory)
+    batch.run_chunk(args.dataset, spec, args.records, args.table, overwrite=args.overwrite, available_memory=memory)
