@@ -82,3 +82,22 @@ def test_small_initialization_flow_matches_explicit_weights_along_the_time_axis(
     # incremental learning: on the intermediate level the first singular value is learned, the second small
     sv = run["product_singular_values"].values[middle]
     assert np.all(sv[:, 1] < 0.1 * sv[:, 0])
+
+
+def test_a_chunk_records_file_keeps_each_runs_reason_and_singular_values(tmp_path):
+    """In a chunk's records file a NaN's comment stays with its run (cases of different alpha
+    share a chunk) and the singular values come back with their shape."""
+    from linflow import record
+
+    X, Y, U0, V0 = _small_init_problem(h=200)
+    runs = [linflow.simulate(X, Y, U0, V0, method="flow", alpha=alpha, max_time=50.0) for alpha in (0.5, 1.0, 0.4)]
+    stack = record.RecordStack()
+    for run in runs:
+        stack.add(run)
+    stack.write(tmp_path / "records.nc", {"experiment": "e"})
+    for index, run in enumerate(runs):
+        back = record.open_run(tmp_path / "records.nc", index)
+        assert back["theorem12_bound"].attrs.get("comment") == run["theorem12_bound"].attrs.get("comment")
+        np.testing.assert_array_equal(back["product_singular_values"].values, run["product_singular_values"].values)
+    assert "comment" in record.open_run(tmp_path / "records.nc", 1)["theorem12_bound"].attrs
+    assert "comment" not in record.open_run(tmp_path / "records.nc", 2)["theorem12_bound"].attrs

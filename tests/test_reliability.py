@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -124,8 +125,15 @@ def data_variables(repo: Path) -> dict:
     """Every NetCDF file's variables; the only ones that may differ between runs are the
     measured wall times (attributes, and a variable of the chunk tables and summaries)."""
     files = sorted(list((repo / "results").rglob("*.nc")) + list((repo / "data").rglob("*.nc")))
-    return {p.relative_to(repo): record.open_netcdf(p).drop_attrs().drop_vars("wall_time_seconds", errors="ignore")
-            for p in files}
+    out = {}
+    for p in files:
+        ds = record.open_netcdf(p).drop_attrs().drop_vars("wall_time_seconds", errors="ignore")
+        if "attributes" in ds:  # a records file: each run's global attributes, as JSON
+            runs = [{k: v for k, v in json.loads(text).items() if k not in ("wall_time_seconds", "history")}
+                    for text in ds["attributes"].values]
+            ds["attributes"] = ("run", np.array([json.dumps(r, sort_keys=True) for r in runs], dtype=object))
+        out[p.relative_to(repo)] = ds
+    return out
 
 
 def test_results_do_not_depend_on_cores(failures_repo, tmp_path):

@@ -711,7 +711,7 @@ def fig_gd_step(paths, plt, sns):
     seeds = _seeds_text(summaries[0])
     axes[0].set(xscale="log", yscale="log", xlabel=r"step $\eta$ (on 1/2 ||.||$^2$)",
                 ylabel=f"{DISTANCE_FRO} ({seeds})", title="Distance against the step")
-    axes[1].set(xscale="log", xlabel=r"step $\eta$", ylabel=f"{DISTANCE_FRO} / same at the smallest $\eta$",
+    axes[1].set(xscale="log", xlabel=r"step $\eta$", ylabel=rf"{DISTANCE_FRO} / same at the smallest $\eta$",
                 title="Relative to the smallest step")
     axes[2].set(xscale="log", yscale="log", xlabel=r"step $\eta$",
                 ylabel=f"flow time $\\eta k$, iterations $k$ ({seeds.split(',')[0]})",

@@ -423,8 +423,8 @@ def open_run(path, index: int | None = None) -> xr.Dataset:
 # A chunk's run records in one file
 # ---------------------------------------------------------------------------
 
-#: The records file's dimensions: runs, and the padded ``time`` / ``eig`` axes of each run.
-STACK_DIM, POINT_DIM, STACK_EIG_DIM = "run", "point", "eig"
+#: The records file's dimensions: runs, and the padded ``time`` / ``eig`` / ``mode`` axes of each run.
+STACK_DIM, POINT_DIM, STACK_EIG_DIM, STACK_MODE_DIM = "run", "point", "eig", "mode"
 #: Optional coordinates on ``time`` and the integer fill of ``step`` after a run's points.
 OPTIONAL_COORDS = ("step", "epoch")
 STEP_FILL = -1
@@ -432,6 +432,8 @@ STEP_FILL = -1
 STACK_EXTRAS = {
     "n_points": "recorded points of the run: its values on point 0 .. n_points - 1, NaN after",
     "n_eig": "length of the run's imbalance_eigenvalues, NaN after",
+    "n_mode": "number of the run's product_singular_values at each point, NaN after",
+    "comments": "the run's per-variable comment attributes (why a value is NaN), JSON",
     "coordinates": "the run's coordinates on time besides time itself (step, epoch), space separated",
     "attributes": "the run record's global attributes, JSON",
 }
@@ -466,10 +468,12 @@ class RecordStack:
         row.update({name: variables[name].values for name in extra})
         if any(variables[name].dims != ("time",) for name in tuple(TIME_VARIABLES) + tuple(extra)):
             raise ValueError("a run record's trajectories must be on its dimension time")
-        row.update(coordinates=" ".join(extra), attributes=canonical_json(ds.attrs))
+        # a comment belongs to this run's value (e.g. why its theorem12_bound is NaN), not to the column
+        comments = {name: var.attrs["comment"] for name, var in variables.items() if "comment" in var.attrs}
+        row.update(coordinates=" ".join(extra), attributes=canonical_json(ds.attrs), comments=canonical_json(comments))
         for name in row:
             if name in variables and name not in self.variable_attrs:
-                self.variable_attrs[name] = dict(variables[name].attrs)
+                self.variable_attrs[name] = {k: v for k, v in variables[name].attrs.items() if k != "comment"}
         self.rows.append(row)
         return len(self.rows) - 1
 
@@ -496,13 +500,21 @@ class RecordStack:
         data["step"] = (run_dims, padded("step", points, STEP_FILL, np.int32))
         data["epoch"] = (run_dims, padded("epoch", points))
         data["imbalance_eigenvalues"] = ((STACK_DIM, STACK_EIG_DIM), padded("imbalance_eigenvalues", eigs))
+        modes = max(1, max(row["product_singular_values"].shape[1] for row in rows))
+        singular = np.full((runs, points, modes), np.nan)
+        for i, row in enumerate(rows):
+            values = row["product_singular_values"]
+            singular[i, : values.shape[0], : values.shape[1]] = values
+        data["product_singular_values"] = ((STACK_DIM, POINT_DIM, STACK_MODE_DIM), singular)
         data["end_to_end"] = ((STACK_DIM, "input", "output"), np.stack([row["end_to_end"] for row in rows]))
         for name in tuple(SCALAR_VARIABLES) + ("converged",):
             data[name] = ((STACK_DIM,), np.array([row[name] for row in rows]))
-        for name in ("status", "solver", "coordinates", "attributes"):
+        for name in ("status", "solver", "coordinates", "attributes", "comments"):
             data[name] = ((STACK_DIM,), np.array([str(row[name]) for row in rows], dtype=object))
         data["n_points"] = ((STACK_DIM,), np.array([row["time"].size for row in rows], dtype=np.int32))
         data["n_eig"] = ((STACK_DIM,), np.array([row["imbalance_eigenvalues"].size for row in rows], dtype=np.int32))
+        data["n_mode"] = ((STACK_DIM,), np.array([row["product_singular_values"].shape[1] for row in rows],
+                                                 dtype=np.int32))
         ds = xr.Dataset({name: xr.Variable(dims, values, attrs=self.variable_attrs.get(name, {}))
                          for name, (dims, values) in data.items()})
         for name, long_name in STACK_EXTRAS.items():
@@ -565,7 +577,7 @@ def read_trajectories(path, indices, names: tuple[str, ...]) -> tuple[np.ndarray
 
 def _unstack(row: xr.Dataset, path, index) -> xr.Dataset:
     """Run ``index``'s own record from its row of a records file."""
-    points, eigs = int(row["n_points"]), int(row["n_eig"])
+    points, eigs, modes = int(row["n_points"]), int(row["n_eig"]), int(row["n_mode"])
 
     def variable(name, dims, values):
         return xr.Variable(dims, values, attrs=row[name].attrs)
@@ -575,7 +587,14 @@ def _unstack(row: xr.Dataset, path, index) -> xr.Dataset:
         data[name] = variable(name, (), row[name].values)
     data["imbalance_eigenvalues"] = variable("imbalance_eigenvalues", ("eig",),
                                              row["imbalance_eigenvalues"].values[:eigs])
+    data["product_singular_values"] = variable("product_singular_values", ("time", "mode"),
+                                               row["product_singular_values"].values[:points, :modes])
     data["end_to_end"] = variable("end_to_end", ("input", "output"), row["end_to_end"].values)
+    try:
+        for name, comment in json.loads(str(row["comments"].item())).items():
+            data[name].attrs["comment"] = comment
+    except json.JSONDecodeError as exc:
+        raise CorruptFileError(f"{path}: run {index}'s comments are not JSON ({exc})") from None
     for name in ("status", "solver"):
         data[name] = variable(name, (), np.array(str(row[name].item()), dtype=object))
     coords = {"time": variable("time", ("time",), row["time"].values[:points])}
