@@ -101,3 +101,15 @@ def test_a_chunk_records_file_keeps_each_runs_reason_and_singular_values(tmp_pat
         np.testing.assert_array_equal(back["product_singular_values"].values, run["product_singular_values"].values)
     assert "comment" in record.open_run(tmp_path / "records.nc", 1)["theorem12_bound"].attrs
     assert "comment" not in record.open_run(tmp_path / "records.nc", 2)["theorem12_bound"].attrs
+
+
+def test_one_output_singular_value_is_the_products_norm_on_the_row_space():
+    rng = np.random.default_rng(3)
+    X, Y = random_problem(rng, N=6, n=12, m=1)
+    U0, V0 = init.gaussian(n=12, m=1, h=500, alpha=1.0, rng=rng)
+    run = linflow.simulate(X, Y, U0, V0, method="flow", alpha=1.0, max_time=100.0)
+    row_space = np.linalg.pinv(X) @ X
+    assert run["product_singular_values"].shape == (run.sizes["time"], 1)
+    assert run["product_singular_values"].values[0, 0] == pytest.approx(np.linalg.norm(row_space @ U0 @ V0.T), rel=1e-10)
+    end = np.linalg.norm(row_space @ run["end_to_end"].values)
+    assert run["product_singular_values"].values[-1, 0] == pytest.approx(end, rel=1e-10)
