@@ -246,9 +246,9 @@ def _running_jobs_for(target: str) -> list[str]:
 
 
 def test_a_cancelled_job_fails_and_only_it_is_recomputed(slurm_cluster, tmp_path):
-    """scancel of a running simulation job: Snakemake reports it as failed, the partial output
-    it left (a finished first run) is not taken for a finished chunk, and the next run through
-    the profile computes only that chunk."""
+    """scancel of a running simulation job: Snakemake reports it as failed, nothing it left
+    (its records stay in memory until its last run) is taken for a finished chunk, and the next
+    run through the profile computes only that chunk."""
     repo = copy_repository(tmp_path / "repo", CANCEL)
     profile = ("--profile", "profiles/slurm", "--profile", str(TEST_PROFILE), "--group-components", "simulations=1")
     run = _Snakemake(repo, *profile, name="snakemake-cancel")
@@ -258,9 +258,10 @@ def test_a_cancelled_job_fails_and_only_it_is_recomputed(slurm_cluster, tmp_path
         while target is None:
             assert run.proc.poll() is None, run.log.read_text()[-4000:]
             assert time.monotonic() < deadline, "the slow job never ran"
-            if (repo / "results" / "slow" / "runs" / "h20000_b0").exists():  # first run written
-                running = _running_jobs_for("h20000_b0")
-                target = running[0] if running else None  # inside the long run (about 25 s)
+            running = _running_jobs_for("h20000_b0")
+            if running:  # started: a few seconds in, it is inside its long run (about 25 s)
+                time.sleep(5)
+                target = running[0]
             time.sleep(0.5)
         subprocess.run(["scancel", target], check=True)
         returncode = run.proc.wait()
