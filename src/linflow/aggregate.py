@@ -172,6 +172,7 @@ def mean_interval(values: np.ndarray, confidence: float = 0.95):
 STATS = {  # per (case, width), over the converged seeds: (long_name)
     "distance_fro": "||U V^T - Theta_hat||_F at the end point",
     "distance_op": "||U V^T - Theta_hat||_2 at the end point",
+    "distance_null_fro": "null-space part ||Phi2 U2 V^T||_F of the end-point distance (the limit distance)",
 }
 MEANS = {
     "theorem12_bound_mean": ("theorem12_bound", "Theorem 12 bound on ||U V^T - Theta_hat||_2 (mean over seeds)"),
@@ -217,12 +218,14 @@ def statistics(ds: xr.Dataset) -> xr.Dataset:
     per_case = {key: [] for key in ("slope_fro", "slope_fro_ci_low", "slope_fro_ci_high", "intercept_fro",
                                     "n_fit_points", "slope_upper_fro", "slope_upper_fro_ci_low",
                                     "slope_upper_fro_ci_high", "upper_min_width", "slope_op", "slope_op_ci_low",
-                                    "slope_op_ci_high", "n_excluded")}
+                                    "slope_op_ci_high", "slope_null_fro", "slope_null_fro_ci_low",
+                                    "slope_null_fro_ci_high", "n_excluded")}
     for c in range(C):
         w = np.broadcast_to(widths[:, None], converged[c].shape)
         ok = converged[c]
         fro, op = ds["final_distance_fro"].values[c], ds["final_distance_op"].values[c]
         fit_fro, fit_op = loglog_slope(w[ok], fro[ok]), loglog_slope(w[ok], op[ok])
+        fit_null = loglog_slope(w[ok], ds["final_distance_null_fro"].values[c][ok])
         distinct = np.unique(w[ok])  # the same fit on the larger half of the widths: less finite-width bias
         upper_min = int(distinct[len(distinct) // 2]) if distinct.size else -1
         upper = ok & (w >= upper_min)
@@ -233,7 +236,9 @@ def statistics(ds: xr.Dataset) -> xr.Dataset:
                            ("slope_upper_fro_ci_low", fit_upper["slope_low"]),
                            ("slope_upper_fro_ci_high", fit_upper["slope_high"]), ("upper_min_width", upper_min),
                            ("slope_op", fit_op["slope"]), ("slope_op_ci_low", fit_op["slope_low"]),
-                           ("slope_op_ci_high", fit_op["slope_high"]),
+                           ("slope_op_ci_high", fit_op["slope_high"]), ("slope_null_fro", fit_null["slope"]),
+                           ("slope_null_fro_ci_low", fit_null["slope_low"]),
+                           ("slope_null_fro_ci_high", fit_null["slope_high"]),
                            ("n_excluded", int(((ds["status"].values[c] != "missing") & ~ok).sum()))):
             per_case[key].append(value)
     fit_names = {
@@ -247,6 +252,10 @@ def statistics(ds: xr.Dataset) -> xr.Dataset:
         "upper_min_width": "smallest width of the upper-half fit",
         "slope_op": "fitted log-log slope of the operator-norm distance in the width",
         "slope_op_ci_low": "lower end of its 95% interval", "slope_op_ci_high": "upper end of its 95% interval",
+        "slope_null_fro": "fitted log-log slope of the limit distance (the end point's null-space part "
+                          "||Phi2 U2 V^T||_F, free of the convergence error) in the width (all widths)",
+        "slope_null_fro_ci_low": "lower end of its 95% interval",
+        "slope_null_fro_ci_high": "upper end of its 95% interval",
         "n_excluded": "runs excluded from the fits (not converged)",
     }
     for key, values in per_case.items():

@@ -59,13 +59,32 @@ def conditioned_inputs(N: int, n: int, condition_number: float, rng: np.random.G
     return (W * s) @ Phi.T
 
 
-def linear_targets(X: np.ndarray, m: int, noise: float, rng: np.random.Generator) -> np.ndarray:
-    """``Y = X theta0 + eps`` with ``theta0 ~ N(0, I/n)`` (n x m) and ``eps ~ N(0, noise^2)`` (Appendix A)."""
+def separated_target(n: int, m: int, decay: float, rng: np.random.Generator) -> np.ndarray:
+    """``theta0 = Q1 diag(s) Q2^T`` (n x m) with singular values ``s_i ~ decay^-i`` scaled to
+    ``||theta0||_F^2 = m`` (the Gaussian ``theta0``'s mean) and Haar-random singular vectors."""
+    if not np.isfinite(decay) or decay < 1:
+        raise ValueError(f"target_decay must be a finite number >= 1, got {decay!r}")
+    if m > n:
+        raise ValueError(f"target_decay needs m <= n (m singular values of the n x m theta0), got m = {m}, n = {n}")
+    s = decay ** -np.arange(m, dtype=float)
+    s *= np.sqrt(m) / np.linalg.norm(s)
+    Q1, _ = np.linalg.qr(rng.standard_normal((n, m)))
+    Q2, _ = np.linalg.qr(rng.standard_normal((m, m)))
+    return (Q1 * s) @ Q2.T
+
+
+def linear_targets(X: np.ndarray, m: int, noise: float, rng: np.random.Generator,
+                   target_decay: float | None = None) -> np.ndarray:
+    """``Y = X theta0 + eps`` with ``eps ~ N(0, noise^2)`` and ``theta0 ~ N(0, I/n)`` (n x m,
+    Appendix A) or, with ``target_decay``, the separated spectrum of :func:`separated_target`."""
     m = _check_positive_int("m", m)
     if not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     N, n = X.shape
-    theta0 = rng.standard_normal((n, m)) / np.sqrt(n)
+    if target_decay is None:
+        theta0 = rng.standard_normal((n, m)) / np.sqrt(n)
+    else:
+        theta0 = separated_target(n, m, target_decay, rng)
     return X @ theta0 + noise * rng.standard_normal((N, m))
 
 
@@ -85,6 +104,7 @@ def make_dataset(
     noise: float = P.default("noise"),
     target_variance: float = P.default("target_variance"),
     condition_number: float = P.default("condition_number"),
+    target_decay: float | None = None,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Build ``(X, Y)`` for one of :data:`DATA_KINDS`.
@@ -105,4 +125,4 @@ def make_dataset(
         X = conditioned_inputs(N, n, condition_number, rng)
     else:
         raise ValueError(f"unknown data kind {kind!r}; allowed: {', '.join(DATA_KINDS)}")
-    return X, linear_targets(X, m, noise, rng)
+    return X, linear_targets(X, m, noise, rng, target_decay)

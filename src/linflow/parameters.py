@@ -176,6 +176,10 @@ PARAMETERS: dict[str, Parameter] = {p.name: p for p in (
     _p("N", "integer", "number of samples", DATASET, minimum=1, when=_NEEDS_N, required=True),
     _p("noise", "number", "standard deviation of the target noise eps", DATASET, default=0.01,
        minimum=0, when=_NEEDS_N),
+    _p("target_decay", "number", "ratio d of consecutive singular values of theta0 (1, 1/d, 1/d^2, ..., scaled to "
+       "||theta0||_F^2 = m; random singular vectors): well-separated target directions, learned one at a time "
+       "from small initializations. Default: theta0 with iid N(0, 1/n) entries", DATASET, minimum=1,
+       when=_NEEDS_N),
     _p("target_variance", "number", "variance of the iid Gaussian targets (factorization)", DATASET,
        default=0.1, minimum=0, when={"kind": ("factorization",)}),
     _p("condition_number", "number", "s_1 / s_r of X (conditioned data)", DATASET, default=1.0, minimum=1,

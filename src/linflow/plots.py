@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import record
+from .theory import THEOREM12_ALPHA as THEOREM12_RANGE
 
 #: Figure kinds and the inputs they read.
 FIGURES = {
@@ -27,7 +28,8 @@ FIGURES = {
     "convergence": "run records listed by summary.nc (Fig. 5: loss and rate per width, with bounds)",
     "imbalanced": "run records listed by summary.nc (Fig. 3 / Fig. 6: imbalanced and balanced initializations)",
     "implicit_bias": "summary.nc (Fig. 7: distance to the min-norm solution against width)",
-    "exponents": "summary.nc (fitted against predicted Theorem 12 exponent across alpha)",
+    "exponents": "summary.nc files (fitted exponent of the distance against alpha, Theorem 12 on its range)",
+    "incremental": "run records listed by summary.nc (singular values of U1 V^T over time, largest width)",
     "tightness": "summary.nc files (measured rate / Corollary 4 rate, distance / Theorem 12 bound)",
     "conditioning": "summary.nc files (rate and distance against the condition number)",
     "sgd_batch": "summary.nc (mini-batch SGD: distance against width per batch size, fitted exponents)",
@@ -412,39 +414,114 @@ def fig_implicit_bias(paths, plt, sns):
     return fig
 
 
+#: Outside Theorem 12's range the exponents figure draws, grey and dotted, the exponent law the
+#: simulations follow there (docs/findings.md): -(2 alpha - 1/2) continued below 1/4, -alpha above
+#: 1/2. An empirical reading, labelled so; the theorem's line is drawn only on its range.
+def _empirical_exponent(alpha: np.ndarray) -> np.ndarray:
+    return -np.minimum(2 * alpha - 0.5, alpha)
+
+
+def _experiment_text(summary) -> str:
+    """An experiment in a legend: its name and output dimension (``alpha_sweep, m = 1``)."""
+    data = json.loads(summary.attrs.get("data", "{}"))
+    name = str(summary.attrs.get("experiment", ""))
+    return f"{name}, m = {data['m']}" if "m" in data else name
+
+
 def fig_exponents(paths, plt, sns):
-    """Fitted exponent with 95% CI against Theorem 12's -(2 alpha - 1/2); distance curves per alpha."""
-    fig, axes = _panels(plt, 2, legend_rows=3)
-    colors = NEUTRAL  # the slopes are not cases: black and grey, the palette is the cases'
-    for summary in _summaries(paths):
-        alpha = summary["alpha"].values
-        order = np.argsort(alpha)
-        theory_exp = summary["theory_exponent"].values[order]
-        for (prefix, shift, fmt, label), color in zip((
-            ("slope_fro", -0.004, "o", "fitted slope, all widths"),
-            ("slope_upper_fro", 0.004, "s",
-             f"fitted slope, widths h ≥ {width_text(summary['upper_min_width'].values.min())}"),
-        ), colors):
+    """Fitted exponent of the distance in the width with 95% CI against alpha, Theorem 12's
+    -(2 alpha - 1/2) on its range 1/4 < alpha <= 1/2; limit distance against width per alpha."""
+    summaries = _summaries(paths)
+    fig, axes = _panels(plt, 2, legend_rows=2 + 2 * len(summaries))
+    ax = axes[0][0]
+    alphas = np.concatenate([s["alpha"].values for s in summaries])
+    low, high = float(np.nanmin(alphas)), float(np.nanmax(alphas))
+    inside = np.linspace(*THEOREM12_RANGE, 101)[1:]
+    inside = inside[(inside >= low - 0.05) & (inside <= high + 0.05)]
+    ax.plot(inside, -(2 * inside - 0.5), color="k", lw=1.2, label=r"Theorem 12: $-(2\alpha - 1/2)$, "
+            r"$1/4 < \alpha \leq 1/2$")
+    if low <= THEOREM12_RANGE[0] or high > THEOREM12_RANGE[1]:
+        grid = np.linspace(low, high, 200)
+        ax.plot(grid, _empirical_exponent(grid), color=NEUTRAL[1], lw=1, ls=":",
+                label=r"$-\min(2\alpha - 1/2,\ \alpha)$: our reading of the simulations, not a theorem")
+    for ax_range in THEOREM12_RANGE:
+        ax.axvline(ax_range, color="0.8", lw=0.8, zorder=0)
+    shift = 0.006 * (high - low)
+    for i, summary in enumerate(summaries):  # slopes are not cases: black and grey
+        color = NEUTRAL[i % len(NEUTRAL)]
+        order = np.argsort(summary["alpha"].values)
+        alpha = summary["alpha"].values[order]
+        marker = MARKERS[i % N_STYLES]
+        for prefix, offset, filled, what in (("slope_null_fro", -shift, True, "limit distance"),
+                                             ("slope_fro", shift, False, "end-point distance")):
             slope = summary[prefix].values[order]
             lo, hi = summary[f"{prefix}_ci_low"].values[order], summary[f"{prefix}_ci_high"].values[order]
-            axes[0][0].errorbar(theory_exp + shift, slope, yerr=np.vstack([slope - lo, hi - slope]), fmt=fmt,
-                                color=color, capsize=3, ms=4, label=f"{label} (95% CI)")
-        line = np.array([np.nanmin(theory_exp), np.nanmax(theory_exp)])
-        axes[0][0].plot(line, line, color="k", lw=1, ls="--", label="fitted = predicted")
-        cases = summary["case"].values[order]
-        seeds = _seeds_text(summary).split(",")[0]
-        for style, case in zip(assign_styles([_case_key(summary, c) for c in cases], sns), cases):
-            s = summary.sel(case=case)
-            ok = np.isfinite(s["distance_fro_mean"].values)
-            axes[0][1].plot(s["width"].values[ok], s["distance_fro_mean"].values[ok],
-                            ls=METHOD_DASHES.get(_method(summary), "-"), ms=3.5, **style,
-                            label=_summary_case_label(summary, case))
-    axes[0][0].set(xlabel=r"predicted exponent $-(2\alpha - 1/2)$ (Theorem 12)",
-                   ylabel="fitted log-log slope in $h$", title="Exponent of the distance in the width")
-    axes[0][0].legend(loc="upper left")
-    axes[0][1].set(yscale="log", ylabel=f"{DISTANCE_FRO} ({seeds})", title="Distance to the min-norm solution")
-    _width_axis(axes[0][1], np.concatenate([s["width"].values for s in _summaries(paths)]))
-    axes[0][1].legend(title="initialization scale", ncols=2 if len(cases) > 3 else 1)
+            ok = np.isfinite(slope)
+            ax.errorbar(alpha[ok] + offset, slope[ok], yerr=np.nan_to_num(np.vstack([slope - lo, hi - slope])[:, ok]),
+                        fmt=marker, color=color, mfc=color if filled else "white", capsize=2, ms=4, lw=0.8,
+                        label=f"{_experiment_text(summary)}: slope of the {what} (95% CI)")
+    ax.set(xlabel=r"initialization scale $\alpha$ (entries $N(0, h^{-2\alpha})$)",
+           ylabel="fitted log-log slope in $h$", title="Exponent in the width")
+    first = summaries[0]
+    order = np.argsort(first["alpha"].values)
+    cases = first["case"].values[order]
+    for style, case in zip(assign_styles([_case_key(first, c) for c in cases], sns), cases):
+        s = first.sel(case=case)
+        mean = s["distance_null_fro_mean"].values
+        ok = np.isfinite(mean) & (mean > 0)
+        axes[0][1].plot(s["width"].values[ok], mean[ok], ls=METHOD_DASHES.get(_method(first), "-"), ms=3.5,
+                        **style, label=_summary_case_label(first, case))
+    seeds = _seeds_text(first).split(",")[0].replace("mean over ", "mean of ")
+    m = json.loads(first.attrs.get("data", "{}")).get("m")
+    axes[0][1].set(yscale="log", ylabel=rf"$\|\Phi_2 U_2 V^\top\|_F$ ({seeds})",
+                   title="Limit distance" + (f", m = {m}" if m else ""))
+    _width_axis(axes[0][1], first["width"].values)
+    # beside the panel: ten alphas would cover the curves
+    axes[0][1].legend(title="initialization scale", loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                      ncols=2 if len(cases) > 6 else 1)
+    handles, labels = ax.get_legend_handles_labels()
+    _legend_below(fig, handles, labels, 1)
+    return fig
+
+
+#: Line style of the i-th singular value in the incremental-learning figure.
+MODE_DASHES = ("-", "--", ":", "-.")
+
+
+def fig_incremental(paths, plt, sns):
+    """Singular values of the end-to-end product ``U1 V^T`` over time at the largest width (first
+    seed), one panel per case: from a small initialization the target's directions are learned
+    one at a time, from alpha = 1/2 together."""
+    entries = []
+    for path in paths:
+        summary = _summaries([path])[0]
+        width, seed = summary["width"].values.max(), summary["seed"].values[0]
+        for case in summary["case"].values:
+            where = dict(case=case, width=width, seed=seed)
+            name = str(summary["file"].sel(where).item())
+            if name:
+                index = int(summary["record"].sel(where).item())
+                run = record.open_run(Path(path).parent / name, None if index < 0 else index)
+                entries.append((_case_key(summary, case), _summary_case_label(summary, case), run))
+    if not entries:
+        raise ValueError("the incremental-learning figure found no run at the largest width")
+    entries.sort(key=lambda e: e[0][1][1] if e[0] is not None else np.inf)  # by alpha
+    ncols = min(2, len(entries))
+    nrows = -(-len(entries) // ncols)
+    fig, axes = _panels(plt, ncols, nrows, legend_rows=1)
+    styles = assign_styles([e[0] for e in entries], sns)
+    flat = axes.ravel()
+    for ax, (key, label, run), style in zip(flat, entries, styles):
+        t, singular, excess = _positive_time(run, "product_singular_values", "excess_loss")
+        for i in range(singular.shape[1]):
+            ax.plot(t, singular[:, i], color=style["color"], ls=MODE_DASHES[i % len(MODE_DASHES)], lw=1.2,
+                    label=f"$\\sigma_{{{i + 1}}}(U_1 V^\\top)$")
+        ax.set(xscale="log", xlabel=TIME_LABEL, ylabel=r"singular values of $U_1 V^\top$",
+               title=f"{label}, h = {width_text(run.attrs['width'])}")
+        _status_note(ax, [run])
+    for ax in flat[len(entries):]:
+        ax.set_visible(False)
+    _legend_of_panels(fig, flat[:1], 4)
     return fig
 
 
@@ -745,6 +822,7 @@ _DRAW = {
     "conditioning": fig_conditioning,
     "sgd_batch": fig_sgd_batch,
     "gd_step": fig_gd_step,
+    "incremental": fig_incremental,
 }
 
 

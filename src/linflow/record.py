@@ -65,6 +65,11 @@ SCALAR_VARIABLES = {
     "fitted_rate": ("1/time", "late-phase exponential rate of the excess loss (least squares)"),
     "final_distance_fro": ("1", "||U V^T - Theta_hat||_F at the end point"),
     "final_distance_op": ("1", "||U V^T - Theta_hat||_2 at the end point"),
+    "final_distance_null_fro": ("1", "null-space part ||Phi2 U2 V^T||_F of the end-point distance: U2 never "
+                                "moves, so this converges with V alone to the limit distance ||U V^T(inf) - "
+                                "Theta_hat||_F (Theorem 12's quantity), unlike the row-space part"),
+    "final_distance_row_fro": ("1", "row-space part ||U1 V^T - S^-1 W^T Y||_F of the end-point distance: the "
+                               "convergence error, 0 in the limit"),
     "orthogonality0": ("1", "Lemma 11: ||K(0)||_F"),
     "end_to_end0_fro": ("1", "Lemma 11: ||U1(0) V(0)^T||_F"),
     "theorem12_bound": ("1", "Theorem 12 bound on ||U V^T - Theta_hat||_2 (Gaussian init only)"),
