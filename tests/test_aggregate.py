@@ -180,3 +180,21 @@ def test_the_upper_half_fit_uses_exactly_the_larger_half_of_the_widths():
     assert abs(out["slope_fro"].item() + 0.5) > 0.05  # the full fit is pulled towards -0.2
     independent = stats.linregress(np.log(np.repeat(widths[3:], 4)), np.log(distances[3:].ravel()))
     np.testing.assert_allclose(out["slope_upper_fro"].item(), independent.slope, rtol=1e-12)
+
+
+def test_the_limit_distance_fit_is_free_of_the_convergence_floor():
+    """End-point distances sqrt(null^2 + floor^2) with null ~ h^-1 and a convergence floor of
+    1e-6: the fit of the null-space part (the limit distance) finds -1, the end-point fit does not."""
+    widths = np.array([10**3, 10**4, 10**5, 10**6, 10**7])
+    rng = np.random.default_rng(4)
+    null = widths[:, None] ** -1.0 * np.exp(0.01 * rng.standard_normal((widths.size, 3)))
+    cube = _distance_cube(widths, np.hypot(null, 1e-6))
+    cube["final_distance_null_fro"] = (("case", "width", "seed"), null[None])
+    out = aggregate.statistics(cube)
+    independent = stats.linregress(np.log(np.repeat(widths, 3)), np.log(null.ravel()))
+    np.testing.assert_allclose(out["slope_null_fro"].item(), independent.slope, rtol=1e-12)
+    half = stats.t.ppf(0.975, null.size - 2) * independent.stderr
+    np.testing.assert_allclose([out["slope_null_fro_ci_low"].item(), out["slope_null_fro_ci_high"].item()],
+                               [independent.slope - half, independent.slope + half], rtol=1e-12)
+    assert abs(out["slope_fro"].item() + 1.0) > 0.1
+    np.testing.assert_allclose(out["distance_null_fro_mean"].values[0], null.mean(axis=1), rtol=1e-12)

@@ -9,7 +9,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import linflow
-from linflow import init, theory
+from linflow import data, init, theory
 from conftest import random_problem
 
 BOUND_ARGS = dict(lam_1=2.0, lam_r=0.5, y_fro=1.0, m=1, n=10, r=4, h=1e4, delta=0.1)
@@ -82,6 +82,16 @@ def test_small_initialization_flow_matches_explicit_weights_along_the_time_axis(
     # incremental learning: on the intermediate level the first singular value is learned, the second small
     sv = run["product_singular_values"].values[middle]
     assert np.all(sv[:, 1] < 0.1 * sv[:, 0])
+    # the end point's distance splits into the null-space part (the limit distance) and the
+    # row-space part (the convergence error), each as the explicit weights give it
+    U, V = sol.y[: n * h, -1].reshape(n, h), sol.y[n * h:, -1].reshape(m, h)
+    theta_hat = np.linalg.pinv(X) @ Y
+    null = np.linalg.norm((np.eye(n) - row_space) @ U @ V.T)
+    row = np.linalg.norm(row_space @ U @ V.T - theta_hat)
+    assert run["final_distance_null_fro"].item() == pytest.approx(null, rel=1e-6)
+    assert run["final_distance_row_fro"].item() == pytest.approx(row, rel=1e-3, abs=1e-9)
+    assert run["final_distance_row_fro"].item() < 1e-2 * null  # converged: the limit distance dominates
+    assert run["final_distance_fro"].item() == pytest.approx(np.hypot(null, row), rel=1e-6)
 
 
 def test_a_chunk_records_file_keeps_each_runs_reason_and_singular_values(tmp_path):
@@ -113,3 +123,52 @@ def test_one_output_singular_value_is_the_products_norm_on_the_row_space():
     assert run["product_singular_values"].values[0, 0] == pytest.approx(np.linalg.norm(row_space @ U0 @ V0.T), rel=1e-10)
     end = np.linalg.norm(row_space @ run["end_to_end"].values)
     assert run["product_singular_values"].values[-1, 0] == pytest.approx(end, rel=1e-10)
+
+
+def _half_times(run):
+    """Time at which each singular value of U1 V^T first reaches half its final value."""
+    t, sv = run["time"].values, run["product_singular_values"].values
+    return np.array([t[np.argmax(sv[:, i] >= 0.5 * sv[-1, i])] for i in range(sv.shape[1])])
+
+
+def test_small_initializations_learn_separated_directions_one_at_a_time():
+    """m = 3 targets with singular values 1 : 1/3 : 1/9 at h = 10^6: from alpha = 1 the
+    directions are learned one after the other, each on a plateau of the previous one; from
+    alpha = 1/2 together."""
+    X, Y = data.make_dataset("gaussian", n=100, N=30, m=3, noise=0.01, target_decay=3.0,
+                             rng=np.random.default_rng(5))
+    problem = theory.reduce_problem(X, Y)
+    runs = {}
+    for alpha in (0.5, 1.0):
+        state = init.wishart(m=3, r=problem.r, n_minus_r=100 - problem.r, h=10**6,
+                             std=init.gaussian_std(h=10**6, alpha=alpha), rng=np.random.default_rng(1))
+        runs[alpha] = linflow.simulate(X, Y, init=state, method="flow", alpha=alpha, problem=problem)
+        assert runs[alpha]["status"].item() == "converged"
+    small, standard = _half_times(runs[1.0]), _half_times(runs[0.5])
+    assert np.all(small[1:] > 1.5 * small[:-1]), small  # one after the other
+    assert np.all(standard[1:] < 1.5 * standard[:-1]), standard  # together
+    sv = runs[1.0]["product_singular_values"].values
+    learned_first = (sv[:, 0] > 0.9 * sv[-1, 0]) & (sv[:, 1] < 0.1 * sv[-1, 1])
+    assert np.any(learned_first)  # a plateau: the first direction learned, the second not begun
+    sv = runs[0.5]["product_singular_values"].values
+    assert not np.any((sv[:, 0] > 0.9 * sv[-1, 0]) & (sv[:, 1] < 0.1 * sv[-1, 1]))
+
+
+def test_a_separated_target_has_the_asked_spectrum():
+    rng = np.random.default_rng(0)
+    theta0 = data.separated_target(50, 4, 3.0, rng)
+    s = np.linalg.svd(theta0, compute_uv=False)
+    np.testing.assert_allclose(s[:-1] / s[1:], 3.0, rtol=1e-12)
+    assert np.linalg.norm(theta0) ** 2 == pytest.approx(4.0, rel=1e-12)
+    np.testing.assert_array_equal(theta0, data.separated_target(50, 4, 3.0, np.random.default_rng(0)))
+    # without target_decay the targets are the paper's: theta0 ~ N(0, I/n), drawn as before
+    X = np.random.default_rng(1).standard_normal((10, 50))
+    Y = data.linear_targets(X, 2, 0.0, np.random.default_rng(2))
+    np.testing.assert_array_equal(Y, X @ (np.random.default_rng(2).standard_normal((50, 2)) / np.sqrt(50)))
+
+
+@pytest.mark.parametrize("kwargs,words", [(dict(n=50, m=2, decay=0.5), "target_decay must be a finite number >= 1"),
+                                          (dict(n=2, m=3, decay=2.0), "needs m <= n")])
+def test_a_bad_target_decay_is_refused_by_name(kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        data.separated_target(rng=np.random.default_rng(0), **kwargs)

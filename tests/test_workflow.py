@@ -172,6 +172,72 @@ def test_the_stiff_solver_runs_end_to_end_and_the_conditioning_figure_marks_it(s
         plt.close(fig)
 
 
+def test_alphas_outside_theorem12s_range_run_end_to_end_with_its_quantities_nan_and_labelled(smoke_repo):
+    """alpha = 0.2 and 1 (outside 1/4 < alpha <= 1/2) next to 0.5: every run converges, the
+    Theorem 12 bound (per run, with its reason in the run's record) and exponent are NaN outside
+    the range only, the limit-distance fit exists everywhere, and the exponents figure draws the
+    theorem's line on its range only and the slopes where they were fitted."""
+    folder = smoke_repo / "results" / "alpha_transition"
+    sweep = linflow.open_sweep(folder)
+    assert (sweep["status"].values == "converged").all()
+    inside = sweep["alpha"].values == 0.5
+    assert sorted(sweep["alpha"].values) == [0.2, 0.5, 1.0]
+    exponent = sweep["theory_exponent"].values
+    assert exponent[inside] == pytest.approx([-0.5]) and np.isnan(exponent[~inside]).all()
+    assert "(here: 0.2, 1)" in sweep["theory_exponent"].attrs["comment"]
+    bound = sweep["theorem12_bound"].values
+    assert np.isfinite(bound[inside]).all() and np.isnan(bound[~inside]).all()
+    assert np.isfinite(sweep["slope_null_fro"].values).all()
+    for case, alpha in zip(sweep["case"].values, sweep["alpha"].values):
+        where = dict(case=case, width=sweep["width"].values[-1], seed=sweep["seed"].values[0])
+        run = record.open_run(folder / str(sweep["file"].sel(where).item()), int(sweep["record"].sel(where).item()))
+        comment = run["theorem12_bound"].attrs.get("comment", "")
+        assert ("outside Theorem 12's range" in comment) == (alpha != 0.5), (alpha, comment)
+
+    paths = [smoke_repo / "results" / name / "summary.nc" for name in ("alpha_transition", "alpha_transition_m3")]
+    plt, fig, texts = draw("exponents", paths)
+    try:
+        ax = fig.axes[0]
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        theorem = next(line for label, line in lines.items() if label.startswith("Theorem 12"))
+        x = np.asarray(theorem.get_xdata())
+        assert x.min() > 0.25 and x.max() == 0.5 and x.size > 10
+        np.testing.assert_allclose(theorem.get_ydata(), -(2 * x - 0.5))
+        assert any("not a theorem" in label for label in lines)
+        limit = next(c for c in ax.containers if c.get_label() == "m = 1: slope of the limit distance (95% CI)")
+        order = np.argsort(sweep["alpha"].values)
+        np.testing.assert_allclose(limit.lines[0].get_ydata(), sweep["slope_null_fro"].values[order])
+    finally:
+        plt.close(fig)
+    plt, fig, texts = draw("exponents", [smoke_repo / "results" / "alpha_sweep" / "summary.nc"])
+    try:  # alpha_sweep stays inside the range: no reading drawn
+        assert not any("not a theorem" in line.get_label() for line in fig.axes[0].get_lines())
+    finally:
+        plt.close(fig)
+
+
+def test_the_incremental_learning_figure_draws_the_records_singular_values(smoke_repo):
+    """One panel per case at the largest width, ordered by alpha, one line per singular value,
+    read from the run records."""
+    folder = smoke_repo / "results" / "alpha_transition_m3"
+    sweep = linflow.open_sweep(folder)
+    plt, fig, texts = draw("incremental", [folder / "summary.nc"])
+    try:
+        panels = [ax for ax in fig.axes if ax.get_visible()]
+        assert [ax.get_title() for ax in panels] == ["(a) α = 0.50, h = $10^{4}$", "(b) α = 1.00, h = $10^{4}$"]
+        for ax, case in zip(panels, ("alpha0.5", "alpha1")):
+            where = dict(case=case, width=10_000, seed=0)
+            run = record.open_run(folder / str(sweep["file"].sel(where).item()), int(sweep["record"].sel(where).item()))
+            keep = run["time"].values > 0
+            lines = ax.get_lines()
+            assert len(lines) == 3
+            for i, line in enumerate(lines):
+                np.testing.assert_array_equal(line.get_xdata(), run["time"].values[keep])
+                np.testing.assert_array_equal(line.get_ydata(), run["product_singular_values"].values[keep, i])
+    finally:
+        plt.close(fig)
+
+
 def test_second_run_has_nothing_to_do(smoke_repo):
     assert scheduled_jobs(smoke_repo) == Counter()
 
@@ -225,7 +291,7 @@ def _menu(page, *items):
 # Phrases of the captions (workflow/report/*.rst): the right caption is shown for each entry.
 CAPTIONS = {"spectrum": "Imbalance spectrum", "convergence": "Convergence against width",
             "imbalanced": "Imbalanced initialization", "implicit_bias": "Implicit bias against width",
-            "exponents": "Exponent law across alpha", "tightness": "Tightness of the bounds",
+            "exponents": "Exponent law across alpha", "incremental": "Incremental learning", "tightness": "Tightness of the bounds",
             "conditioning": "Conditioning", "fitted exponents (fits.csv)": "Fitted exponents of experiment",
             "statistics per width (summary.csv)": "Statistics per width and tightness of the bounds"}
 

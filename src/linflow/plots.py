@@ -421,11 +421,13 @@ def _empirical_exponent(alpha: np.ndarray) -> np.ndarray:
     return -np.minimum(2 * alpha - 0.5, alpha)
 
 
-def _experiment_text(summary) -> str:
-    """An experiment in a legend: its name and output dimension (``alpha_sweep, m = 1``)."""
-    data = json.loads(summary.attrs.get("data", "{}"))
-    name = str(summary.attrs.get("experiment", ""))
-    return f"{name}, m = {data['m']}" if "m" in data else name
+def _experiment_texts(summaries) -> list[str]:
+    """Experiments in a legend, in words: by their output dimension (``m = 3``), numbered where
+    that does not tell them apart."""
+    texts = [f"m = {json.loads(s.attrs.get('data', '{}')).get('m', '?')}" for s in summaries]
+    if len(set(texts)) < len(texts):
+        texts = [f"sweep {i + 1} ({text})" for i, text in enumerate(texts)]
+    return texts
 
 
 def fig_exponents(paths, plt, sns):
@@ -447,7 +449,7 @@ def fig_exponents(paths, plt, sns):
     for ax_range in THEOREM12_RANGE:
         ax.axvline(ax_range, color="0.8", lw=0.8, zorder=0)
     shift = 0.006 * (high - low)
-    for i, summary in enumerate(summaries):  # slopes are not cases: black and grey
+    for i, (summary, text) in enumerate(zip(summaries, _experiment_texts(summaries))):  # slopes: black, grey
         color = NEUTRAL[i % len(NEUTRAL)]
         order = np.argsort(summary["alpha"].values)
         alpha = summary["alpha"].values[order]
@@ -459,7 +461,7 @@ def fig_exponents(paths, plt, sns):
             ok = np.isfinite(slope)
             ax.errorbar(alpha[ok] + offset, slope[ok], yerr=np.nan_to_num(np.vstack([slope - lo, hi - slope])[:, ok]),
                         fmt=marker, color=color, mfc=color if filled else "white", capsize=2, ms=4, lw=0.8,
-                        label=f"{_experiment_text(summary)}: slope of the {what} (95% CI)")
+                        label=f"{text}: slope of the {what} (95% CI)")
     ax.set(xlabel=r"initialization scale $\alpha$ (entries $N(0, h^{-2\alpha})$)",
            ylabel="fitted log-log slope in $h$", title="Exponent in the width")
     first = summaries[0]
