@@ -172,3 +172,23 @@ def test_a_separated_target_has_the_asked_spectrum():
 def test_a_bad_target_decay_is_refused_by_name(kwargs, words):
     with pytest.raises(ValueError, match=words):
         data.separated_target(rng=np.random.default_rng(0), **kwargs)
+
+
+def test_the_limit_distance_is_the_untouched_null_space_weights_times_the_trained_v():
+    """U2 never moves and (U1, V) evolve without it, so for the Gaussian initialization the limit
+    distance ||U2(0) V^T||_F^2 is (n - r) h^(-2 alpha) ||V||_F^2 times a chi^2_{n-r} / (n - r)
+    variable (m = 1): mean 1, standard deviation sqrt(2 / (n - r)). Over 40 Wishart-sampled runs
+    (alpha = 1, h = 10^5, n - r = 300) its mean is 1 to within 4 standard errors."""
+    X, Y = data.make_dataset("gaussian", n=330, N=30, m=1, noise=0.01, rng=np.random.default_rng(0))
+    problem = theory.reduce_problem(X, Y)
+    n_null, h, alpha = 330 - problem.r, 10**5, 1.0
+    ratios = []
+    for seed in range(40):
+        state = init.wishart(m=1, r=problem.r, n_minus_r=n_null, h=h, std=init.gaussian_std(h=h, alpha=alpha),
+                             rng=np.random.default_rng(seed))
+        run = linflow.simulate(X, Y, init=state, method="flow", alpha=alpha, problem=problem)
+        ratios.append(run["final_distance_null_fro"].item() ** 2
+                      / (n_null * h ** (-2 * alpha) * run["final_v_fro"].item() ** 2))
+    spread = np.sqrt(2 / n_null)
+    assert abs(np.mean(ratios) - 1) < 4 * spread / np.sqrt(len(ratios)), np.mean(ratios)
+    assert 0.5 * spread < np.std(ratios, ddof=1) < 2 * spread  # chi^2 spread, not a constant

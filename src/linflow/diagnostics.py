@@ -113,6 +113,7 @@ def diagnostics(problem: ReducedProblem, traj: Trajectory, deltas_along: bool) -
         final_distance_op=float(dist_op[-1]),
         # the limit distance is the null-space part alone (the row-space part tends to 0)
         final_distance_null_fro=float(np.linalg.norm(K_V[-1])),
+        final_v_fro=float(np.linalg.norm(Vc[-1])),  # ||V||_F = ||Vc||_F: the basis is orthonormal
         final_distance_row_fro=float(np.linalg.norm(product[-1] - problem.theta_hat_reduced)),
         orthogonality0=float(orthogonality[0]),
         end_to_end0_fro=float(np.linalg.norm(product[0])),

@@ -68,6 +68,8 @@ SCALAR_VARIABLES = {
     "final_distance_null_fro": ("1", "null-space part ||Phi2 U2 V^T||_F of the end-point distance: U2 never "
                                 "moves, so this converges with V alone to the limit distance ||U V^T(inf) - "
                                 "Theta_hat||_F (Theorem 12's quantity), unlike the row-space part"),
+    "final_v_fro": ("1", "||V||_F at the end point (the null-space part is U2(0) V^T: for the Gaussian init, "
+                    "E ||Phi2 U2 V^T||_F^2 = (n - r) h^(-2 alpha) E ||V||_F^2)"),
     "final_distance_row_fro": ("1", "row-space part ||U1 V^T - S^-1 W^T Y||_F of the end-point distance: the "
                                "convergence error, 0 in the limit"),
     "orthogonality0": ("1", "Lemma 11: ||K(0)||_F"),
