@@ -192,3 +192,24 @@ def test_the_limit_distance_is_the_untouched_null_space_weights_times_the_traine
     spread = np.sqrt(2 / n_null)
     assert abs(np.mean(ratios) - 1) < 4 * spread / np.sqrt(len(ratios)), np.mean(ratios)
     assert 0.5 * spread < np.std(ratios, ddof=1) < 2 * spread  # chi^2 spread, not a constant
+
+
+def test_the_smallest_initialization_escapes_its_plateau_and_converges_by_the_stopping_rule():
+    """alpha = 2 at h = 10^6: the product starts at ~1e-21 and the flow sits near the saddle
+    (excess loss unchanged to 1e-6 at t = 10) far longer than from alpha = 1, then escapes and
+    stops only once the excess loss has fallen by stop_factor from its initial value."""
+    X, Y = data.make_dataset("gaussian", n=100, N=30, m=1, noise=0.01, rng=np.random.default_rng(6))
+    problem = theory.reduce_problem(X, Y)
+    escape = {}
+    for alpha in (1.0, 2.0):
+        state = init.wishart(m=1, r=problem.r, n_minus_r=100 - problem.r, h=10**6,
+                             std=init.gaussian_std(h=10**6, alpha=alpha), rng=np.random.default_rng(2))
+        run = linflow.simulate(X, Y, init=state, method="flow", alpha=alpha, problem=problem, stop_factor=1e-12)
+        assert run["status"].item() == "converged"
+        t, excess = run["time"].values, run["excess_loss"].values
+        assert excess[-1] <= 1e-12 * excess[0] and excess[-2] > 1e-12 * excess[0]  # stopped by the rule, at it
+        escape[alpha] = t[np.argmax(excess < 0.5 * excess[0])]
+        if alpha == 2.0:
+            assert run["product_singular_values"].values[0, 0] < 1e-18
+            assert excess[t <= 10][-1] > (1 - 1e-6) * excess[0]
+    assert escape[2.0] > 1.5 * escape[1.0]  # the plateau lasts ~ alpha log h

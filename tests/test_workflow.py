@@ -214,6 +214,16 @@ def test_alphas_outside_theorem12s_range_run_end_to_end_with_its_quantities_nan_
         assert not any("not a theorem" in line.get_label() for line in fig.axes[0].get_lines())
     finally:
         plt.close(fig)
+    for kind in ("implicit_bias", "tightness"):  # a NaN bound is "no bound", never "overflows"
+        plt, fig, texts = draw(kind, [paths[0]])
+        try:
+            words = [t.get_text() for t in texts]
+            assert any("α outside 1/4 < α ≤ 1/2" in w for w in words), (kind, words)
+            overflows = [w for w in words if "∞" in w]
+            assert not any("α = 0.20" in w or "α = 1.00" in w for w in overflows), overflows
+            assert not any(w.endswith("nan") or "nan]" in w for w in words), words
+        finally:
+            plt.close(fig)
 
 
 def test_the_incremental_learning_figure_draws_the_records_singular_values(smoke_repo):

@@ -383,19 +383,21 @@ def fig_implicit_bias(paths, plt, sns):
             ok = np.isfinite(mean)
             err = np.vstack([mean - s["distance_fro_ci_low"].values, s["distance_fro_ci_high"].values - mean])
             slope, lo, hi = (float(s[k]) for k in ("slope_fro", "slope_fro_ci_low", "slope_fro_ci_high"))
+            theory_exp = float(s["theory_exponent"])
+            theory_text = f"{theory_exp:.3f}" if np.isfinite(theory_exp) else "none (α outside 1/4 < α ≤ 1/2)"
             ax.errorbar(widths[ok], mean[ok], yerr=np.nan_to_num(err[:, ok]), fmt=marker, color=color, ms=4,
                         capsize=2, label=f"{name}: {DISTANCE_FRO}, {_seeds_text(summary)}")
             if np.isfinite(slope):
                 w = np.array([widths[ok].min(), widths[ok].max()], dtype=float)
                 ax.plot(w, np.exp(float(s["intercept_fro"])) * w**slope, color=color, lw=1, ls=dashes,
                         label=f"fit: slope {slope:.3f} [{lo:.3f}, {hi:.3f}]; "
-                              f"Theorem 12: {float(s['theory_exponent']):.3f}")
+                              f"Theorem 12: {theory_text}")
             bound = s["theorem12_bound_mean"].values
             finite = np.isfinite(bound)
             if np.any(finite):
                 ax.plot(widths[finite], bound[finite], color=color, ls=":", lw=1.2, marker=marker, mfc="none",
                         ms=3.5, label=f"Theorem 12 bound on {DISTANCE_OP}")
-            inf_widths = widths[(~finite) & (s["n_converged"].values > 0)]
+            inf_widths = widths[np.isinf(bound) & (s["n_converged"].values > 0)]  # NaN: no bound, not an overflow
             if inf_widths.size:
                 infinite.append(f"{name}: Theorem 12 bound = ∞ (overflows) at h = "
                                 + ", ".join(width_text(w) for w in inf_widths))
@@ -414,10 +416,10 @@ def fig_implicit_bias(paths, plt, sns):
     return fig
 
 
-#: Outside Theorem 12's range the exponents figure draws, grey and dotted, the exponent law the
-#: simulations follow there (docs/findings.md): -(2 alpha - 1/2) continued below 1/4, -alpha above
-#: 1/2. An empirical reading, labelled so; the theorem's line is drawn only on its range.
 def _empirical_exponent(alpha: np.ndarray) -> np.ndarray:
+    """The exponent law the simulations follow outside Theorem 12's range (docs/findings.md):
+    ``-(2 alpha - 1/2)`` continued below 1/4, ``-alpha`` above 1/2. An empirical reading, drawn
+    grey, dotted and labelled so; the theorem's line is drawn only on its range."""
     return -np.minimum(2 * alpha - 0.5, alpha)
 
 
@@ -513,8 +515,8 @@ def fig_incremental(paths, plt, sns):
     fig, axes = _panels(plt, ncols, nrows, legend_rows=1)
     styles = assign_styles([e[0] for e in entries], sns)
     flat = axes.ravel()
-    for ax, (key, label, run), style in zip(flat, entries, styles):
-        t, singular, excess = _positive_time(run, "product_singular_values", "excess_loss")
+    for ax, (_, label, run), style in zip(flat, entries, styles):
+        t, singular = _positive_time(run, "product_singular_values")
         for i in range(singular.shape[1]):
             ax.plot(t, singular[:, i], color=style["color"], ls=MODE_DASHES[i % len(MODE_DASHES)], lw=1.2,
                     label=f"$\\sigma_{{{i + 1}}}(U_1 V^\\top)$")
@@ -608,11 +610,17 @@ def fig_tightness(paths, plt, sns):
     if len(finite):
         _lineplot(sns, axes[0][1], finite, "width", distance, "series", [n for n in names if n in set(finite["series"])],
                   styles)
-    infinite = data[~np.isfinite(data["bound"])]
+    infinite = data[np.isinf(data["bound"])]
+    outside = sorted(set(data.loc[np.isnan(data["bound"]), "series"]), key=names.index)
+    notes = []
     if len(infinite):
-        _note_infinite(axes[0][1], "Theorem 12 bound = ∞ (overflows) for\n" + "\n".join(
+        notes.append("Theorem 12 bound = ∞ (overflows) for\n" + "\n".join(
             f"{series}, h = {', '.join(width_text(w) for w in sorted(set(group['width'])))}"
             for series, group in infinite.groupby("series", sort=False)))
+    if outside:  # NaN: alpha outside Theorem 12's range, where it gives no bound
+        notes.append("no Theorem 12 bound (α outside 1/4 < α ≤ 1/2) for\n" + "\n".join(outside))
+    if notes:
+        _note_infinite(axes[0][1], "\n".join(notes))
     axes[0][1].set(yscale="log", ylabel="distance ratio (≤ 1 by Theorem 12)", title="Distance against Theorem 12")
     for ax in axes[0]:
         _width_axis(ax, data["width"])
@@ -651,7 +659,7 @@ def fig_conditioning(paths, plt, sns):
                      style_order=quantities, palette=dict(zip(hues, width_colors)),
                      markers=dict(zip(quantities, MARKERS)), dashes=dict(zip(quantities, ["", (4, 2), (1, 1.5)])),
                      errorbar=("ci", 95), seed=0, ax=ax)
-    infinite = data[~np.isfinite(data[bound])]
+    infinite = data[np.isinf(data[bound])]
     if len(infinite):
         _note_infinite(axes[0][1], "Theorem 12 bound = ∞\n(overflows) at κ = "
                        + ", ".join(width_text(k) for k in sorted(set(infinite["kappa"]))) + ":\nnot drawn",
@@ -738,7 +746,8 @@ def fig_sgd_batch(paths, plt, sns):
             axes[2].errorbar(b[order] * shift, slope, yerr=np.vstack([slope - low, high - slope]), fmt=fmt, capsize=3,
                              ms=4, color=NEUTRAL[0] if prefix == "slope_fro" else NEUTRAL[1],
                              label=f"fitted slope, {text} (95% CI)")
-        axes[2].axhline(theory_exp, color="k", ls="--", lw=1, label=f"Theorem 12: {theory_exp:.2f}")
+        if np.isfinite(theory_exp):  # NaN: alpha outside Theorem 12's range
+            axes[2].axhline(theory_exp, color="k", ls="--", lw=1, label=f"Theorem 12: {theory_exp:.2f}")
     seeds = _seeds_text(summaries[0])
     axes[0].set(yscale="log", ylabel=f"{DISTANCE_FRO} ({seeds})", title="Distance against width")
     axes[1].set(ylabel=f"{DISTANCE_FRO} / same at the largest b", title="Relative to the full batch")
