@@ -95,6 +95,8 @@ def main() -> None:
                 continue
             wall = time.perf_counter() - start
             results.append((wall, float(table["wall_time_seconds"].sum()), dict(totals)))
+    if not results:  # the profiled repeat is not timed
+        sys.exit("no timed repeat: with --profile, use --repeats 2 or more")
     wall, floor, parts = min(results, key=lambda r: r[0])
     n = args.runs
     print(f"{n} runs, best of {len(results)} (chunk walls {', '.join(f'{r[0]:.2f}' for r in results)} s)")
