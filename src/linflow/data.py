@@ -61,7 +61,8 @@ def conditioned_inputs(N: int, n: int, condition_number: float, rng: np.random.G
 
 def separated_target(n: int, m: int, decay: float, rng: np.random.Generator) -> np.ndarray:
     """``theta0 = Q1 diag(s) Q2^T`` (n x m) with singular values ``s_i ~ decay^-i`` scaled to
-    ``||theta0||_F^2 = m`` (the Gaussian ``theta0``'s mean) and Haar-random singular vectors."""
+    ``||theta0||_F^2 = m`` (the Gaussian ``theta0``'s mean) and random orthonormal singular
+    vectors (QR factors of Gaussian matrices)."""
     if not np.isfinite(decay) or decay < 1:
         raise ValueError(f"target_decay must be a finite number >= 1, got {decay!r}")
     if m > n:
