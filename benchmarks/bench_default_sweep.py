@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run_once(commit: str, cores: int, workdir: Path) -> tuple[float, int, int]:
     """Seconds, Snakemake jobs (rule all excluded) and runs of one sweep of ``commit``."""
     clone = workdir / commit
-    subprocess.run(["rm", "-rf", str(clone)], check=True)
+    shutil.rmtree(clone, ignore_errors=True)
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     subprocess.run(["git", "-C", str(clone), "checkout", "-q", commit], check=True)
     env = dict(os.environ, PYTHONPATH=str(clone / "src"))

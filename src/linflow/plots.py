@@ -213,6 +213,15 @@ def _summaries(paths) -> list:
     return [record.open_netcdf(p, ("distance_fro_mean", "slope_fro", "file")) for p in paths]
 
 
+def _open_run(summary, path, **where):
+    """The run record of ``(case, width, seed)`` of the summary at ``path`` (None: no run)."""
+    name = str(summary["file"].sel(where).item())
+    if not name:
+        return None
+    index = int(summary["record"].sel(where).item()) if "record" in summary else -1
+    return record.open_run(Path(path).parent / name, None if index < 0 else index)
+
+
 def _runs(paths) -> list:
     """The run records of the first seed of every (case, width) of the summaries ``paths``, in
     the order of the config (cases) and of increasing width."""
@@ -222,11 +231,9 @@ def _runs(paths) -> list:
         seed = summary["seed"].values[0]
         for case in summary["case"].values:
             for width in summary["width"].values:
-                where = dict(case=case, width=width, seed=seed)
-                name = str(summary["file"].sel(where).item())
-                if name:
-                    index = int(summary["record"].sel(where).item()) if "record" in summary else -1
-                    runs.append(record.open_run(Path(path).parent / name, None if index < 0 else index))
+                run = _open_run(summary, path, case=case, width=width, seed=seed)
+                if run is not None:
+                    runs.append(run)
     return runs
 
 
@@ -496,26 +503,24 @@ def fig_incremental(paths, plt, sns):
     """Singular values of the end-to-end product ``U1 V^T`` over time at the largest width (first
     seed), one panel per case: from a small initialization the target's directions are learned
     one at a time, from alpha = 1/2 together."""
-    entries = []
+    entries = []  # (alpha, style key, label, run record) of every case at its largest width, first seed
     for path in paths:
         summary = _summaries([path])[0]
-        width, seed = summary["width"].values.max(), summary["seed"].values[0]
         for case in summary["case"].values:
-            where = dict(case=case, width=width, seed=seed)
-            name = str(summary["file"].sel(where).item())
-            if name:
-                index = int(summary["record"].sel(where).item())
-                run = record.open_run(Path(path).parent / name, None if index < 0 else index)
-                entries.append((_case_key(summary, case), _summary_case_label(summary, case), run))
+            run = _open_run(summary, path, case=case, width=summary["width"].values.max(),
+                            seed=summary["seed"].values[0])
+            if run is not None:
+                alpha = float(summary["alpha"].sel(case=case)) if "alpha" in summary.coords else np.nan
+                entries.append((alpha, _case_key(summary, case), _summary_case_label(summary, case), run))
     if not entries:
         raise ValueError("the incremental-learning figure found no run at the largest width")
-    entries.sort(key=lambda e: e[0][1][1] if e[0] is not None else np.inf)  # by alpha
+    entries.sort(key=lambda e: e[0] if np.isfinite(e[0]) else np.inf)  # by alpha
     ncols = min(2, len(entries))
     nrows = -(-len(entries) // ncols)
     fig, axes = _panels(plt, ncols, nrows, legend_rows=1)
-    styles = assign_styles([e[0] for e in entries], sns)
+    styles = assign_styles([e[1] for e in entries], sns)
     flat = axes.ravel()
-    for ax, (_, label, run), style in zip(flat, entries, styles):
+    for ax, (_, _, label, run), style in zip(flat, entries, styles):
         t, singular = _positive_time(run, "product_singular_values")
         for i in range(singular.shape[1]):
             ax.plot(t, singular[:, i], color=style["color"], ls=MODE_DASHES[i % len(MODE_DASHES)], lw=1.2,
